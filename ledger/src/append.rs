@@ -1,0 +1,239 @@
+//! Appending events: one, or many with pipelined acks, with optional optimistic concurrency.
+//!
+//! Every message carries `Nats-Msg-Id` = event id, so a retry after a lost ack (the
+//! server stored it, the ack never arrived) is dropped by JetStream as a duplicate and
+//! answered with the original sequence. That is what makes the retry loop below safe.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use schemas::Envelope;
+
+use crate::{Ledger, LedgerError};
+
+pub const HEADER_KIND: &str = "Lc-Kind";
+
+/// What the aggregate's subject must look like for the append to go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expected {
+    /// Append whatever is there.
+    #[default]
+    Any,
+    /// The aggregate has no events yet.
+    Empty,
+    /// The aggregate's last event is at this stream sequence.
+    LastSequence(u64),
+}
+
+/// Where an event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub stream: String,
+    pub sequence: u64,
+    /// JetStream had this event id already: nothing new was stored.
+    pub duplicate: bool,
+}
+
+struct Prepared {
+    subject: String,
+    message: PublishMessage,
+    expected: Option<u64>,
+}
+
+enum Outcome {
+    Stored(Appended),
+    Retry(String),
+    Fail(LedgerError),
+}
+
+impl Ledger {
+    /// Appends one event and waits for JetStream's ack.
+    pub async fn append(
+        &self,
+        envelope: &Envelope,
+        expected: Expected,
+    ) -> Result<Appended, LedgerError> {
+        let mut out = self.append_expecting(&[(envelope, expected)]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Appends many events, pipelining publishes (up to `max_ack_inflight` acks
+    /// outstanding) instead of one round trip each. Returns when every event is stored,
+    /// in input order. Unacknowledged events are retried with the same ids until
+    /// `retry_for` runs out.
+    pub async fn append_many(&self, envelopes: &[Envelope]) -> Result<Vec<Appended>, LedgerError> {
+        let batch: Vec<_> = envelopes.iter().map(|e| (e, Expected::Any)).collect();
+        self.append_expecting(&batch).await
+    }
+
+    /// Appends many events, each with its own expectation.
+    pub async fn append_expecting(
+        &self,
+        batch: &[(&Envelope, Expected)],
+    ) -> Result<Vec<Appended>, LedgerError> {
+        let prepared = batch
+            .iter()
+            .map(|(envelope, expected)| self.prepare(envelope, *expected))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut results: Vec<Option<Appended>> = vec![None; prepared.len()];
+        let deadline = tokio::time::Instant::now() + self.config.retry_for;
+        let mut backoff = Duration::from_millis(50);
+        // Retry from the first unacknowledged event on, in order, so a batch keeps its
+        // order in the stream whenever the server keeps it.
+        let mut start = 0;
+        loop {
+            let failure = self.publish_from(&prepared, start, &mut results).await?;
+            let Some((index, reason)) = failure else {
+                break;
+            };
+            if tokio::time::Instant::now() + backoff > deadline {
+                return Err(LedgerError::Unavailable(format!(
+                    "{} of {} events not acknowledged after {:?}: {reason}",
+                    results.iter().filter(|r| r.is_none()).count(),
+                    prepared.len(),
+                    self.config.retry_for
+                )));
+            }
+            tracing::warn!(%reason, unacked_from = index, "append interrupted; retrying with the same ids");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            start = index;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every event acked"))
+            .collect())
+    }
+
+    fn prepare(&self, envelope: &Envelope, expected: Expected) -> Result<Prepared, LedgerError> {
+        let subject = self
+            .partitions()
+            .event_subject(&envelope.tenant, &envelope.event.aggregate());
+        let payload = envelope
+            .to_msgpack()
+            .map_err(|e| LedgerError::Rejected(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            envelope.event_id.to_string().as_str(),
+        );
+        headers.insert(HEADER_KIND, envelope.event.kind());
+        let expected = match expected {
+            Expected::Any => None,
+            Expected::Empty => Some(0),
+            Expected::LastSequence(seq) => Some(seq),
+        };
+        if let Some(seq) = expected {
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                seq.to_string().as_str(),
+            );
+        }
+        Ok(Prepared {
+            subject,
+            message: PublishMessage::build()
+                .payload(Bytes::from(payload))
+                .headers(headers),
+            expected,
+        })
+    }
+
+    /// Publishes `prepared[start..]` with a bounded window of acks in flight. Returns the
+    /// first index that must be retried, if any.
+    async fn publish_from(
+        &self,
+        prepared: &[Prepared],
+        start: usize,
+        results: &mut [Option<Appended>],
+    ) -> Result<Option<(usize, String)>, LedgerError> {
+        let window = self.config.max_ack_inflight.max(1);
+        let mut in_flight = FuturesOrdered::new();
+        let mut first_failure: Option<(usize, String)> = None;
+        let mut next = start;
+
+        loop {
+            while first_failure.is_none() && next < prepared.len() && in_flight.len() < window {
+                if results[next].is_some() {
+                    next += 1;
+                    continue;
+                }
+                let p = &prepared[next];
+                match self
+                    .js
+                    .send_publish(p.subject.clone(), p.message.clone())
+                    .await
+                {
+                    Ok(ack) => in_flight.push_back(wait_ack(next, ack)),
+                    Err(e) => match classify(e.kind(), &p.subject, p.expected, &e) {
+                        Outcome::Retry(reason) => first_failure = Some((next, reason)),
+                        Outcome::Fail(err) => return Err(err),
+                        Outcome::Stored(_) => unreachable!("a send error is never a store"),
+                    },
+                }
+                next += 1;
+            }
+            let Some((index, outcome)) = in_flight.next().await else {
+                break;
+            };
+            match outcome {
+                Outcome::Stored(appended) => results[index] = Some(appended),
+                Outcome::Retry(reason) => {
+                    if first_failure.as_ref().is_none_or(|(i, _)| index < *i) {
+                        first_failure = Some((index, reason));
+                    }
+                }
+                Outcome::Fail(LedgerError::Conflict { .. }) => {
+                    return Err(LedgerError::Conflict {
+                        subject: prepared[index].subject.clone(),
+                        expected: prepared[index].expected.unwrap_or_default(),
+                    });
+                }
+                Outcome::Fail(err) => return Err(err),
+            }
+        }
+        Ok(first_failure)
+    }
+}
+
+async fn wait_ack(index: usize, ack: PublishAckFuture) -> (usize, Outcome) {
+    let outcome = match ack.await {
+        Ok(ack) => Outcome::Stored(Appended {
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        }),
+        Err(e) => classify(e.kind(), "", None, &e),
+    };
+    (index, outcome)
+}
+
+fn classify(
+    kind: PublishErrorKind,
+    subject: &str,
+    expected: Option<u64>,
+    error: &dyn std::fmt::Display,
+) -> Outcome {
+    match kind {
+        PublishErrorKind::WrongLastSequence => Outcome::Fail(LedgerError::Conflict {
+            subject: subject.to_owned(),
+            expected: expected.unwrap_or_default(),
+        }),
+        PublishErrorKind::MaxPayloadExceeded => {
+            Outcome::Fail(LedgerError::Rejected(format!("event too large: {error}")))
+        }
+        // Timeouts, broken pipes and "no responders" while a server restarts or a
+        // leader is elected: the same ids go again.
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::StreamNotFound
+        | PublishErrorKind::MaxAckPending
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::Other => Outcome::Retry(error.to_string()),
+    }
+}

@@ -1,0 +1,78 @@
+//! The raw JetStream figures every benchmark divides by: plain async-nats publishes of
+//! same-size messages to a scratch stream with the same storage as the event streams,
+//! measured in the same run so the ratio holds on a noisy machine.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::LedgerError;
+
+const STREAM: &str = "LC_BENCH_RAW";
+const SUBJECT: &str = "lc.bench.raw";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    pub messages: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    pub fn per_second(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Publishes `count` messages of `size` bytes with up to `in_flight` acks outstanding
+/// and waits for every ack. The scratch stream is removed afterwards.
+pub async fn raw_publish(
+    js: &jetstream::Context,
+    count: u64,
+    size: usize,
+    in_flight: usize,
+) -> Result<Throughput, LedgerError> {
+    let _ = js.delete_stream(STREAM).await;
+    js.create_stream(stream::Config {
+        name: STREAM.into(),
+        subjects: vec![SUBJECT.into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(LedgerError::setup)?;
+
+    let payload = Bytes::from(vec![b'x'; size]);
+    let started = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    for _ in 0..count {
+        if pending.len() >= in_flight {
+            ack(pending.next().await)?;
+        }
+        let future = js
+            .publish(SUBJECT, payload.clone())
+            .await
+            .map_err(LedgerError::unavailable)?;
+        pending.push(future.into_future());
+    }
+    while let Some(result) = pending.next().await {
+        ack(Some(result))?;
+    }
+    let elapsed = started.elapsed();
+    let _ = js.delete_stream(STREAM).await;
+    Ok(Throughput {
+        messages: count,
+        bytes: count * size as u64,
+        elapsed,
+    })
+}
+
+fn ack<T, E: std::fmt::Display>(result: Option<Result<T, E>>) -> Result<(), LedgerError> {
+    match result {
+        Some(Err(e)) => Err(LedgerError::unavailable(e)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,162 @@
+//! Reading a tenant's events: up to now (`read`) or forever (`tail`), both through an
+//! ordered consumer, which the client re-creates from the last sequence it saw if the
+//! connection or the consumer is lost.
+
+use async_nats::jetstream::consumer::{self, DeliverPolicy};
+use futures::{Stream, StreamExt};
+use schemas::Envelope;
+use schemas::ids::TenantId;
+
+use crate::{Ledger, LedgerError};
+
+/// An event as stored: where it is, and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub stream: String,
+    /// The stream sequence: the checkpoint a projection keeps.
+    pub sequence: u64,
+    pub subject: String,
+    pub envelope: Envelope,
+}
+
+/// Which of a tenant's events to read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadFrom {
+    /// First stream sequence to deliver (1 for the beginning).
+    pub sequence: u64,
+    /// A narrower filter than the whole tenant, e.g. [`crate::Partitions::kind_filter`].
+    pub filter: Option<String>,
+}
+
+impl ReadFrom {
+    pub fn start() -> Self {
+        Self {
+            sequence: 1,
+            filter: None,
+        }
+    }
+
+    pub fn after(checkpoint: u64) -> Self {
+        Self {
+            sequence: checkpoint + 1,
+            filter: None,
+        }
+    }
+}
+
+type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Recorded, LedgerError>> + Send>>;
+
+impl Ledger {
+    /// The tenant's events from `from` up to the last one stored when the call was
+    /// made, then the stream ends.
+    pub async fn read(&self, tenant: &TenantId, from: ReadFrom) -> Result<Events, LedgerError> {
+        let (consumer, stream_name) = self.ordered(tenant, &from).await?;
+        let pending = consumer.cached_info().num_pending;
+        if pending == 0 {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(LedgerError::unavailable)?;
+        // Ends right after the message the server says has nothing pending behind it,
+        // without waiting for one more.
+        let events = futures::stream::unfold((messages, false), move |(mut messages, done)| {
+            let stream_name = stream_name.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                let message = messages.next().await?;
+                let last = matches!(&message, Ok(m) if m.info().is_ok_and(|i| i.pending == 0));
+                Some((decode(&stream_name, message), (messages, last)))
+            }
+        });
+        Ok(Box::pin(events))
+    }
+
+    /// The tenant's events from `from` on, waiting for new ones forever.
+    pub async fn tail(&self, tenant: &TenantId, from: ReadFrom) -> Result<Events, LedgerError> {
+        let (consumer, stream_name) = self.ordered(tenant, &from).await?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(LedgerError::unavailable)?;
+        Ok(Box::pin(messages.map(move |m| decode(&stream_name, m))))
+    }
+
+    /// The stream sequence of an aggregate's last event (0 if it has none): the value to
+    /// pass as [`crate::Expected::LastSequence`].
+    pub async fn last_sequence(
+        &self,
+        tenant: &TenantId,
+        aggregate: &schemas::Aggregate,
+    ) -> Result<u64, LedgerError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let p = self.partitions();
+        let stream = self
+            .js
+            .get_stream_no_info(p.stream_of(tenant))
+            .await
+            .map_err(LedgerError::unavailable)?;
+        match stream
+            .get_last_raw_message_by_subject(&p.event_subject(tenant, aggregate))
+            .await
+        {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(LedgerError::unavailable(e)),
+        }
+    }
+
+    async fn ordered(
+        &self,
+        tenant: &TenantId,
+        from: &ReadFrom,
+    ) -> Result<(consumer::Consumer<consumer::pull::OrderedConfig>, String), LedgerError> {
+        let p = self.partitions();
+        let stream_name = p.stream_of(tenant);
+        let stream = self
+            .js
+            .get_stream_no_info(&stream_name)
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: from
+                    .filter
+                    .clone()
+                    .unwrap_or_else(|| p.tenant_filter(tenant)),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from.sequence.max(1),
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(LedgerError::unavailable)?;
+        Ok((consumer, stream_name))
+    }
+}
+
+fn decode(
+    stream: &str,
+    message: Result<async_nats::jetstream::Message, impl std::fmt::Display>,
+) -> Result<Recorded, LedgerError> {
+    let message = message.map_err(LedgerError::unavailable)?;
+    let sequence = message
+        .info()
+        .map(|i| i.stream_sequence)
+        .map_err(LedgerError::unavailable)?;
+    let envelope =
+        Envelope::from_msgpack(&message.payload).map_err(|source| LedgerError::Decode {
+            stream: stream.to_owned(),
+            sequence,
+            source,
+        })?;
+    Ok(Recorded {
+        stream: stream.to_owned(),
+        sequence,
+        subject: message.subject.to_string(),
+        envelope,
+    })
+}

@@ -1,0 +1,79 @@
+use futures::StreamExt;
+use ledger::ReadFrom;
+use schemas::AggregateKind;
+
+use crate::*;
+
+#[tokio::test]
+async fn reading_an_empty_tenant_ends_at_once() {
+    let w = world().await;
+    assert!(read_all(&w.ledger, &tenant("nobody")).await.is_empty());
+}
+
+#[tokio::test]
+async fn reading_from_a_checkpoint_gives_only_what_follows() {
+    let w = world().await;
+    let acme = tenant("acme");
+    let acks = w
+        .ledger
+        .append_many(&(0..20).map(|i| punch(&acme, "SN1", i)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let checkpoint = acks[9].sequence;
+    let rest: Vec<_> = w
+        .ledger
+        .read(&acme, ReadFrom::after(checkpoint))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(rest.len(), 10);
+    assert_eq!(rest[0].as_ref().unwrap().sequence, acks[10].sequence);
+}
+
+#[tokio::test]
+async fn a_kind_filter_reads_only_that_kind() {
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append_many(&[
+            device_bound(&acme, "SN1"),
+            punch(&acme, "SN1", 1),
+            punch(&acme, "SN1", 2),
+        ])
+        .await
+        .unwrap();
+    let from = ReadFrom {
+        sequence: 1,
+        filter: Some(
+            w.ledger
+                .partitions()
+                .kind_filter(&acme, AggregateKind::Punches),
+        ),
+    };
+    let punches: Vec<_> = w.ledger.read(&acme, from).await.unwrap().collect().await;
+    assert_eq!(punches.len(), 2);
+}
+
+#[tokio::test]
+async fn tail_delivers_what_is_appended_after_it_started() {
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append(&punch(&acme, "SN1", 0), ledger::Expected::Any)
+        .await
+        .unwrap();
+    let mut live = w.ledger.tail(&acme, ReadFrom::start()).await.unwrap();
+    let first = live.next().await.unwrap().unwrap();
+    assert_eq!(first.sequence, 1);
+
+    let later = punch(&acme, "SN1", 1);
+    let ack = w
+        .ledger
+        .append(&later, ledger::Expected::Any)
+        .await
+        .unwrap();
+    let next = live.next().await.unwrap().unwrap();
+    assert_eq!(next.sequence, ack.sequence);
+    assert_eq!(next.envelope, later);
+}

@@ -1,0 +1,246 @@
+//! Attendance machines: binding, scope, roster, biometrics, commands and sightings.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use crate::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, ZoneName};
+
+domain_types! {
+    /// A device was bound to the tenant. Its local times are read in `zone`.
+    pub struct DeviceBound {
+        pub sn: DeviceSn,
+        pub name: String,
+        #[serde(default)]
+        pub model: Option<String>,
+        pub zone: ZoneName,
+    }
+
+    /// The device left the tenant; a `CLEAR DATA` command wipes it. History stays.
+    pub struct DeviceUnbound {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub reason: Option<String>,
+    }
+
+    pub struct DeviceRenamed {
+        pub sn: DeviceSn,
+        pub name: String,
+    }
+
+    /// Who may punch on the device (可用范围). Exclusions win over inclusions.
+    pub struct DeviceScopeSet {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub people: Vec<PersonId>,
+        #[serde(default)]
+        pub departments: Vec<DepartmentId>,
+        /// Whether a department includes its sub-departments.
+        #[serde(default)]
+        pub include_sub_departments: bool,
+        #[serde(default)]
+        pub excluded_people: Vec<PersonId>,
+        #[serde(default)]
+        pub excluded_departments: Vec<DepartmentId>,
+        /// What happens on the device to a person who falls out of the scope.
+        #[serde(default)]
+        pub on_leaving_scope: LeavingScope,
+    }
+
+    /// A person was sent to the device's roster (`DATA UPDATE USERINFO`).
+    pub struct RosterMemberPushed {
+        pub sn: DeviceSn,
+        pub person_id: PersonId,
+        pub badge_number: BadgeNumber,
+        pub name: String,
+        pub privilege: DevicePrivilege,
+    }
+
+    /// A person was deleted from the device's roster (`DATA DELETE USERINFO`).
+    pub struct RosterMemberRemoved {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub person_id: Option<PersonId>,
+        pub badge_number: BadgeNumber,
+    }
+
+    /// A person stays on the device but can no longer punch on it.
+    pub struct RosterMemberDisabled {
+        pub sn: DeviceSn,
+        pub person_id: PersonId,
+        pub badge_number: BadgeNumber,
+    }
+
+    pub struct DevicePrivilegeSet {
+        pub sn: DeviceSn,
+        pub person_id: PersonId,
+        pub privilege: DevicePrivilege,
+    }
+
+    /// A biometric template was enrolled on a device (and will be delivered to the other
+    /// devices in the person's scope).
+    pub struct BiometricEnrolled {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub person_id: Option<PersonId>,
+        pub badge_number: BadgeNumber,
+        pub biometric: Biometric,
+        /// Where the template is kept, if the device uploaded it.
+        #[serde(default)]
+        pub template_ref: Option<String>,
+    }
+
+    pub struct BiometricRemoved {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub person_id: Option<PersonId>,
+        pub badge_number: BadgeNumber,
+        pub biometric: Biometric,
+    }
+
+    /// A command waits for the device's next `getrequest` poll.
+    pub struct DeviceCommandQueued {
+        pub sn: DeviceSn,
+        /// The `<id>` of `C:<id>:<command>`; unique per device.
+        pub command_id: u64,
+        pub command: DeviceCommand,
+        /// After this instant an undelivered command is expired.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::opt_instant))]
+        #[serde(default)]
+        pub expires_at: Option<DateTime<Utc>>,
+        /// Set when this command retries an earlier one that failed or expired.
+        #[serde(default)]
+        pub retry_of: Option<u64>,
+    }
+
+    pub struct DeviceCommandDelivered {
+        pub sn: DeviceSn,
+        pub command_id: u64,
+    }
+
+    /// The device reported the command's result (`ID=..&Return=0&CMD=..`).
+    pub struct DeviceCommandAcknowledged {
+        pub sn: DeviceSn,
+        pub command_id: u64,
+        /// 0 is success; negative codes are device-side failures.
+        pub return_code: i32,
+        /// The `CMD=` verb the device echoed.
+        #[serde(default)]
+        pub verb: Option<String>,
+    }
+
+    pub struct DeviceCommandFailed {
+        pub sn: DeviceSn,
+        pub command_id: u64,
+        #[serde(default)]
+        pub return_code: Option<i32>,
+        pub reason: String,
+    }
+
+    pub struct DeviceCommandExpired {
+        pub sn: DeviceSn,
+        pub command_id: u64,
+    }
+
+    /// A device no tenant has bound knocked on the gateway. Recorded under the system
+    /// tenant, at most once per SN per hour, so an administrator can find and bind it.
+    pub struct UnknownDeviceSeen {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub remote_addr: Option<String>,
+        /// The request path and query, e.g. `/iclock/cdata?SN=..&options=all`.
+        pub request: String,
+    }
+
+    /// What a device said about itself on handshake or in reply to `INFO`.
+    pub struct DeviceStatusReported {
+        pub sn: DeviceSn,
+        #[serde(default)]
+        pub firmware: Option<String>,
+        #[serde(default)]
+        pub user_count: Option<u32>,
+        #[serde(default)]
+        pub fingerprint_count: Option<u32>,
+        #[serde(default)]
+        pub face_count: Option<u32>,
+        #[serde(default)]
+        pub record_count: Option<u32>,
+        #[serde(default)]
+        pub ip: Option<String>,
+    }
+}
+
+domain_types! {
+    /// Device privilege levels (ZKTeco `Pri=`: 0 user, 2 registrar, 14 admin).
+    #[derive(Copy, Eq, Hash)]
+    pub enum DevicePrivilege {
+        User,
+        Registrar,
+        Admin,
+    }
+
+    #[derive(Copy, Eq, Default)]
+    pub enum LeavingScope {
+        /// Delete the person from the device.
+        #[default]
+        Delete,
+        /// Keep the person on the device but disable punching.
+        Disable,
+    }
+
+    pub enum Biometric {
+        /// A finger, numbered 0-9 as devices number them.
+        Fingerprint { finger: u8 },
+        Face,
+        Palm,
+    }
+
+    /// A command as the gateway will render it for the device.
+    pub enum DeviceCommand {
+        /// `DATA UPDATE USERINFO PIN=..\tName=..\tPri=..`
+        UpdateUser {
+            badge_number: BadgeNumber,
+            name: String,
+            privilege: DevicePrivilege,
+            #[serde(default)]
+            card: Option<String>,
+        },
+        /// `DATA DELETE USERINFO PIN=..`
+        DeleteUser { badge_number: BadgeNumber },
+        /// `DATA QUERY ATTLOG StartTime=..\tEndTime=..`: re-upload of a range, device local time.
+        QueryAttendance {
+            #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::local))]
+            start: NaiveDateTime,
+            #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::local))]
+            end: NaiveDateTime,
+            /// Empty: everyone.
+            #[serde(default)]
+            badge_numbers: Vec<BadgeNumber>,
+        },
+        /// `CLEAR DATA`: wipe people and records (sent on unbind).
+        ClearData,
+        /// `INFO`
+        Info,
+        /// `CHECK`
+        Check,
+        Reboot,
+    }
+}
+
+keyed_by! {
+    DeviceBound => Device(sn),
+    DeviceUnbound => Device(sn),
+    DeviceRenamed => Device(sn),
+    DeviceScopeSet => Device(sn),
+    RosterMemberPushed => Device(sn),
+    RosterMemberRemoved => Device(sn),
+    RosterMemberDisabled => Device(sn),
+    DevicePrivilegeSet => Device(sn),
+    BiometricEnrolled => Device(sn),
+    BiometricRemoved => Device(sn),
+    DeviceCommandQueued => DeviceCommands(sn),
+    DeviceCommandDelivered => DeviceCommands(sn),
+    DeviceCommandAcknowledged => DeviceCommands(sn),
+    DeviceCommandFailed => DeviceCommands(sn),
+    DeviceCommandExpired => DeviceCommands(sn),
+    UnknownDeviceSeen => Device(sn),
+    DeviceStatusReported => DeviceStatus(sn),
+}
