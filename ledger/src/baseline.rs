@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -28,12 +29,15 @@ impl Throughput {
 }
 
 /// Publishes `count` messages of `size` bytes with up to `in_flight` acks outstanding
-/// and waits for every ack. The scratch stream is removed afterwards.
+/// and waits for every ack. With `message_ids`, each carries a unique `Nats-Msg-Id`, so the
+/// server's de-duplication cost is in the figure too. The scratch stream is removed
+/// afterwards.
 pub async fn raw_publish(
     js: &jetstream::Context,
     count: u64,
     size: usize,
     in_flight: usize,
+    message_ids: bool,
 ) -> Result<Throughput, LedgerError> {
     let _ = js.delete_stream(STREAM).await;
     js.create_stream(stream::Config {
@@ -48,14 +52,19 @@ pub async fn raw_publish(
     let payload = Bytes::from(vec![b'x'; size]);
     let started = Instant::now();
     let mut pending = FuturesUnordered::new();
-    for _ in 0..count {
+    for i in 0..count {
         if pending.len() >= in_flight {
             ack(pending.next().await)?;
         }
-        let future = js
-            .publish(SUBJECT, payload.clone())
-            .await
-            .map_err(LedgerError::unavailable)?;
+        let future = if message_ids {
+            let message = PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(format!("bench-{i:016}"));
+            js.send_publish(SUBJECT, message).await
+        } else {
+            js.publish(SUBJECT, payload.clone()).await
+        }
+        .map_err(LedgerError::unavailable)?;
         pending.push(future.into_future());
     }
     while let Some(result) = pending.next().await {

@@ -37,17 +37,17 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Connects to `url` (one server or a comma-separated cluster seed list). The client
-    /// reconnects forever; appends retry for `config.retry_for`.
+    /// Connects to `url` (one server or a comma-separated cluster seed list). Fails at
+    /// once if none answers; once connected, the client reconnects forever and appends
+    /// retry for `config.retry_for`.
     pub async fn connect(url: &str, config: LedgerConfig) -> Result<Self, LedgerError> {
         let client = async_nats::ConnectOptions::new()
             .name("ledgerclock")
-            .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(std::time::Duration::from_secs(5))
             .connect(url.split(',').map(str::trim).collect::<Vec<_>>().as_slice())
             .await
-            .map_err(LedgerError::unavailable)?;
+            .map_err(|e| LedgerError::Unavailable(format!("cannot connect to {url}: {e}")))?;
         Ok(Self::with_client(client, config))
     }
 

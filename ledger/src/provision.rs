@@ -7,6 +7,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use crate::LedgerError;
 use crate::subjects::{Partitions, STREAM_PREFIX};
 
+/// Stream metadata key recording the deployment's partition count.
+pub const PARTITIONS_METADATA: &str = "ledgerclock.partitions";
+
 /// How the event streams are set up. The defaults are what `deploy/` mirrors.
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
@@ -62,6 +65,7 @@ impl LedgerConfig {
             deny_purge: true,
             allow_direct: true,
             max_message_size: 1024 * 1024,
+            metadata: [(PARTITIONS_METADATA.to_owned(), self.partitions.to_string())].into(),
             ..Default::default()
         }
     }
@@ -73,29 +77,38 @@ impl LedgerConfig {
     }
 }
 
-/// Creates or updates every partition stream. Refuses to run against a deployment that
-/// was set up with more partitions, because tenants would silently change streams.
+/// Creates or updates every partition stream. Refuses to run against a deployment set up
+/// with another partition count, more or fewer, because tenants would silently change
+/// streams and split their history.
 pub async fn provision_streams(
     js: &jetstream::Context,
     config: &LedgerConfig,
 ) -> Result<Vec<stream::Info>, LedgerError> {
     use futures::TryStreamExt;
 
-    let existing: Vec<String> = js
-        .stream_names()
+    let existing: Vec<stream::Info> = js
+        .streams()
         .try_collect()
         .await
         .map_err(LedgerError::unavailable)?;
-    for name in &existing {
-        if let Some(k) = name
+    for info in &existing {
+        let name = &info.config.name;
+        let Some(k) = name
             .strip_prefix(STREAM_PREFIX)
             .and_then(|k| k.parse::<u16>().ok())
-            && k >= config.partitions
-        {
+        else {
+            continue;
+        };
+        let recorded = info.config.metadata.get(PARTITIONS_METADATA);
+        let mismatch =
+            k >= config.partitions || recorded.is_some_and(|n| *n != config.partitions.to_string());
+        if mismatch {
             return Err(LedgerError::Setup(format!(
-                "stream {name} exists but this deployment is configured with {} partitions; \
-                 a tenant's partition would change",
-                config.partitions
+                "stream {name} belongs to a deployment with {} partitions, but this one is \
+                 configured with {}; a tenant's partition would change (use --partitions {})",
+                recorded.map_or("more", String::as_str),
+                config.partitions,
+                recorded.map_or("N", String::as_str),
             )));
         }
     }

@@ -39,6 +39,34 @@ async fn fewer_partitions_than_the_deployment_has_is_refused() {
 }
 
 #[tokio::test]
+async fn more_partitions_than_the_deployment_has_is_refused_too() {
+    let w = world().await;
+    let more = ledger::Ledger::connect(
+        &w.server.url(),
+        LedgerConfig {
+            partitions: 16,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = more.provision().await.unwrap_err();
+    assert!(
+        matches!(err, LedgerError::Setup(ref m) if m.contains("with 8 partitions")),
+        "{err}"
+    );
+    assert_eq!(w.ledger.streams().await.unwrap().len(), 8);
+    assert!(
+        w.ledger
+            .jetstream()
+            .get_stream("LC_EVENTS_P8")
+            .await
+            .is_err(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
 async fn a_durable_consumer_is_provisioned_idempotently() {
     let w = world().await;
     let acme = tenant("acme");

@@ -1,0 +1,90 @@
+//! Command-line surface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ledger::LedgerConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attendance",
+    version,
+    about = "Ledgerclock: an event-sourced attendance ledger on NATS JetStream",
+    long_about = None,
+)]
+pub struct Cli {
+    /// More logging (-v debug, -vv trace). LEDGERCLOCK_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the system: an embedded NATS server (unless --nats), the streams, demo data.
+    Up(crate::up::UpArgs),
+    /// Show the event streams and how many events each holds.
+    Streams(NatsArgs),
+    /// Append events from a JSON-lines file, or print a tenant's events.
+    #[command(subcommand)]
+    Events(crate::events::EventsCommand),
+    /// Measure throughput against a raw JetStream baseline from the same run.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+/// Where the ledger is.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server or cluster (comma-separated seeds).
+    #[arg(
+        long,
+        env = "LEDGERCLOCK_NATS",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats: String,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+/// Stream settings; they must match across every process of a deployment.
+#[derive(Debug, Clone, Args)]
+pub struct LedgerArgs {
+    /// Partition streams (fixed for the life of a deployment).
+    #[arg(long, env = "LEDGERCLOCK_PARTITIONS", default_value_t = 8)]
+    pub partitions: u16,
+    /// Stream replicas: 1 on a single server, 3 on a 3-node cluster.
+    #[arg(long, env = "LEDGERCLOCK_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+impl LedgerArgs {
+    pub fn config(&self) -> LedgerConfig {
+        LedgerConfig {
+            partitions: self.partitions,
+            replicas: self.replicas,
+            ..LedgerConfig::default()
+        }
+    }
+}
+
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => crate::up::run(args).await,
+        Command::Streams(args) => streams(args).await,
+        Command::Events(command) => crate::events::run(command).await,
+        Command::Bench(command) => crate::bench::run(command).await,
+    }
+}
+
+async fn streams(args: NatsArgs) -> anyhow::Result<()> {
+    let ledger = ledger::Ledger::connect(&args.nats, args.ledger.config()).await?;
+    crate::up::print_streams(&ledger).await?;
+    ledger.drain().await?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `attendance up`: the whole system in one process, on an embedded NATS server unless
+//! told to use an existing one.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ledger::{Ledger, NatsServer, ServerOptions};
+
+use crate::cli::LedgerArgs;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Use this NATS server or cluster (comma-separated seeds) instead of starting one.
+    #[arg(long, env = "LEDGERCLOCK_NATS")]
+    pub nats: Option<String>,
+    /// Where the embedded NATS server keeps its JetStream store and log.
+    #[arg(long, env = "LEDGERCLOCK_DATA", default_value_os_t = crate::cli::default_data_dir())]
+    pub data: PathBuf,
+    /// Client port of the embedded NATS server (127.0.0.1 only).
+    #[arg(long, default_value_t = 4222)]
+    pub port: u16,
+    /// Tenant that receives the demo data.
+    #[arg(long, default_value = "demo")]
+    pub demo_tenant: String,
+    /// Start without loading demo data.
+    #[arg(long)]
+    pub no_demo: bool,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let mut embedded = match &args.nats {
+        Some(_) => None,
+        None => Some(start_embedded(&args).await?),
+    };
+    let url = match (&args.nats, &embedded) {
+        (Some(url), _) => url.clone(),
+        (None, Some(server)) => server.url(),
+        (None, None) => unreachable!("an embedded server is started when no URL is given"),
+    };
+
+    let result = serve(&args, &url).await;
+
+    if let Some(server) = embedded.as_mut() {
+        tracing::info!("stopping the embedded nats-server");
+        server.stop().await;
+    }
+    if result.is_ok() {
+        tracing::info!("stopped cleanly");
+    }
+    result
+}
+
+async fn start_embedded(args: &UpArgs) -> anyhow::Result<NatsServer> {
+    if std::net::TcpListener::bind(("127.0.0.1", args.port)).is_err() {
+        anyhow::bail!(
+            "port {} is in use (another NATS server, perhaps an earlier `attendance up`?): \
+             stop it, pass --port N, or use it with --nats nats://127.0.0.1:{}",
+            args.port,
+            args.port
+        );
+    }
+    let store_dir = args.data.join("nats");
+    tracing::info!(store = %store_dir.display(), port = args.port, "starting embedded nats-server with JetStream");
+    let server = NatsServer::start(ServerOptions {
+        port: Some(args.port),
+        store_dir: Some(store_dir),
+    })
+    .await?;
+    tracing::info!(url = %server.url(), pid = server.pid(), log = %server.log_path().display(), "nats-server ready");
+    Ok(server)
+}
+
+async fn serve(args: &UpArgs, url: &str) -> anyhow::Result<()> {
+    let ledger = Ledger::connect(url, args.ledger.config()).await?;
+    let streams = ledger.provision().await?;
+    tracing::info!(streams = streams.len(), "streams provisioned");
+
+    if !args.no_demo {
+        let tenant = schemas::ids::TenantId::parse(&args.demo_tenant)?;
+        let loaded = crate::demo::load(&ledger, &tenant, chrono::Utc::now()).await?;
+        match loaded {
+            0 => tracing::info!(%tenant, "demo data already present"),
+            n => tracing::info!(%tenant, events = n, "demo data loaded"),
+        }
+    }
+
+    print_streams(&ledger).await?;
+    println!("\nLedgerclock is up on {url}. Press Ctrl-C to stop.");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining the NATS connection");
+    ledger.drain().await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+pub async fn print_streams(ledger: &Ledger) -> anyhow::Result<()> {
+    println!(
+        "{:<16} {:<16} {:>10} {:>12} {:>8}",
+        "STREAM", "SUBJECTS", "EVENTS", "BYTES", "REPLICAS"
+    );
+    for info in ledger.streams().await? {
+        println!(
+            "{:<16} {:<16} {:>10} {:>12} {:>8}",
+            info.config.name,
+            info.config.subjects.join(","),
+            info.state.messages,
+            info.state.bytes,
+            info.config.num_replicas
+        );
+    }
+    Ok(())
+}

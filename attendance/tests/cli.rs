@@ -1,0 +1,201 @@
+//! The binary as a user runs it: real processes, a real nats-server, real signals.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attendance");
+
+fn attendance(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `attendance up` on a free port and a temporary data directory, returned once it says
+/// it is up. Killed on drop if a test fails before stopping it.
+struct Up {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Up {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let port = ledger::nats_server::free_port().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["up", "--port", &port.to_string(), "--data"])
+            .arg(data.path())
+            .env_remove("LEDGERCLOCK_NATS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let banner = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find(|l| l.contains("Ledgerclock is up"))
+            .expect("up prints its banner");
+        assert!(banner.contains(&port.to_string()));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _data: data,
+        }
+    }
+
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = attendance(&["--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for sub in ["up", "streams", "events", "bench"] {
+        assert!(
+            text.contains(&format!("  {sub} ")),
+            "--help lacks {sub}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn up_serves_streams_and_demo_data_then_stops_cleanly_on_ctrl_c() {
+    let mut up = Up::start();
+
+    let streams = attendance(&["streams", "--nats", &up.url]);
+    assert!(streams.status.success());
+    let table = stdout(&streams);
+    assert_eq!(table.matches("LC_EVENTS_P").count(), 8, "{table}");
+
+    let tail = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "demo"]);
+    assert!(tail.status.success());
+    let events: Vec<schemas::Envelope> = stdout(&tail)
+        .lines()
+        .map(|l| schemas::Envelope::from_json(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 10);
+    assert!(events.iter().any(|e| e.event.kind() == "DeviceBound"));
+    assert!(events.iter().any(|e| e.event.kind() == "PunchesRecorded"));
+
+    let status = up.interrupt();
+    assert!(status.success(), "up exits 0 on Ctrl-C, got {status}");
+    // The embedded server went with it: nothing answers on its port any more.
+    let port: u16 = up.url.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn a_second_up_on_the_same_data_loads_no_demo_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let port = ledger::nats_server::free_port().unwrap().to_string();
+    for _ in 0..2 {
+        let mut child = Command::new(BIN)
+            .args(["up", "--port", &port, "--data"])
+            .arg(data.path())
+            .env_remove("LEDGERCLOCK_NATS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.map(Result::unwrap) {
+            if line.contains("Ledgerclock is up") {
+                break;
+            }
+        }
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    // Read the store back with a third run and count the demo tenant's events.
+    let mut up = Command::new(BIN)
+        .args(["up", "--no-demo", "--port", &port, "--data"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    for line in lines.map(Result::unwrap) {
+        if line.contains("Ledgerclock is up") {
+            break;
+        }
+    }
+    let url = format!("nats://127.0.0.1:{port}");
+    let tail = attendance(&["events", "tail", "--nats", &url, "--tenant", "demo"]);
+    let _ = up.kill();
+    let _ = up.wait();
+    assert_eq!(
+        stdout(&tail).lines().count(),
+        10,
+        "the store survived restarts, once"
+    );
+}
+
+#[test]
+fn events_append_refuses_a_bad_file_whole_and_dedupes_a_good_one() {
+    let mut up = Up::start();
+    let tail = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "demo"]);
+    let demo = stdout(&tail);
+    let moved = demo.replace("\"tenant\":\"demo\"", "\"tenant\":\"copy\"");
+
+    let mut bad = tempfile::NamedTempFile::new().unwrap();
+    writeln!(bad, "{moved}{{\"not\": \"an envelope\"}}").unwrap();
+    let bad_path = bad.path().to_str().unwrap();
+    let out = attendance(&["events", "append", "--nats", &up.url, "--file", bad_path]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":11:") && err.contains("nothing was appended"),
+        "{err}"
+    );
+    let copy = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "copy"]);
+    assert_eq!(stdout(&copy), "", "a refused file appends nothing");
+
+    let mut good = tempfile::NamedTempFile::new().unwrap();
+    write!(good, "{moved}").unwrap();
+    let path = good.path().to_str().unwrap();
+    let first = attendance(&["events", "append", "--nats", &up.url, "--file", path]);
+    assert!(first.status.success());
+    assert_eq!(
+        stdout(&first).trim(),
+        "appended 10 events (0 already present)"
+    );
+    let again = attendance(&["events", "append", "--nats", &up.url, "--file", path]);
+    assert_eq!(
+        stdout(&again).trim(),
+        "appended 0 events (10 already present)"
+    );
+    let copy = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "copy"]);
+    assert_eq!(stdout(&copy).lines().count(), 10);
+    up.interrupt();
+}
+
+#[test]
+fn commands_without_a_server_fail_fast_with_a_reason() {
+    let port = ledger::nats_server::free_port().unwrap();
+    let out = attendance(&["streams", "--nats", &format!("nats://127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+}
