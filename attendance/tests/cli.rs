@@ -61,9 +61,22 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
+        // Only reached with the process still running when a test failed early.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits until nothing listens on `port` any more; false if something still does after
+/// a generous while (the server was orphaned).
+fn port_closes(port: u16) -> bool {
+    (0..400).any(|_| {
+        let closed = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
+        if !closed {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        closed
+    })
 }
 
 #[test]
@@ -106,6 +119,19 @@ fn up_serves_streams_and_demo_data_then_stops_cleanly_on_ctrl_c() {
 }
 
 #[test]
+fn a_killed_up_takes_its_nats_server_with_it() {
+    // Regression: SIGKILL of `attendance up` used to orphan the embedded nats-server.
+    let mut up = Up::start();
+    let port: u16 = up.url.rsplit(':').next().unwrap().parse().unwrap();
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+    assert!(
+        port_closes(port),
+        "nats-server on {port} outlived its parent"
+    );
+}
+
+#[test]
 fn a_second_up_on_the_same_data_loads_no_demo_twice() {
     let data = tempfile::tempdir().unwrap();
     let port = ledger::nats_server::free_port().unwrap().to_string();
@@ -144,8 +170,9 @@ fn a_second_up_on_the_same_data_loads_no_demo_twice() {
     }
     let url = format!("nats://127.0.0.1:{port}");
     let tail = attendance(&["events", "tail", "--nats", &url, "--tenant", "demo"]);
-    let _ = up.kill();
-    let _ = up.wait();
+    let pid = nix::unistd::Pid::from_raw(up.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(up.wait().unwrap().success());
     assert_eq!(
         stdout(&tail).lines().count(),
         10,

@@ -155,7 +155,9 @@ impl NatsServer {
             .append(true)
             .open(&self.log_path)
             .map_err(LedgerError::setup)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        die_with_parent(&mut command);
+        let child = command
             .args(["--jetstream", "--addr", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--store_dir")
@@ -206,6 +208,21 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Has the kernel send SIGTERM to the server when the thread that started it dies, so a
+/// crashed or killed `attendance up` (or test run) never leaves a server behind.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec; it only calls
+    // prctl(2), which is async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
     }
 }
 
