@@ -24,6 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the system: an embedded NATS server (unless --nats), the streams, demo data.
     Up(crate::up::UpArgs),
+    /// Run the device gateway alone (ZKTeco PUSH / iclock over HTTP), for scale-out.
+    Gateway(crate::serve::GatewayArgs),
+    /// Administration: bind, rename and unbind devices.
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
     /// Show the event streams and how many events each holds.
     Streams(NatsArgs),
     /// Append events from a JSON-lines file, or print a tenant's events.
@@ -76,6 +81,8 @@ pub fn default_data_dir() -> PathBuf {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => crate::up::run(args).await,
+        Command::Gateway(args) => crate::serve::gateway(args).await,
+        Command::Admin(command) => crate::admin::run(command).await,
         Command::Streams(args) => streams(args).await,
         Command::Events(command) => crate::events::run(command).await,
         Command::Bench(command) => crate::bench::run(command).await,

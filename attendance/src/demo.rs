@@ -69,6 +69,7 @@ fn events(tenant: &TenantId, now: DateTime<Utc>) -> Vec<Envelope> {
         name: "Front door".into(),
         model: Some("SpeedFace-V5L".into()),
         zone: zone.clone(),
+        records_from: NaiveDate::from_ymd_opt(2024, 1, 1),
     };
     push(&admin, "device", bound.into(), now);
 

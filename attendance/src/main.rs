@@ -3,10 +3,12 @@
 
 #![allow(clippy::print_stdout)] // a command-line program prints its results
 
+mod admin;
 mod bench;
 mod cli;
 mod demo;
 mod events;
+mod serve;
 mod up;
 
 use clap::Parser;
@@ -25,11 +27,21 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("attendance: {e:#}");
-            let code = e
-                .downcast_ref::<ledger::LedgerError>()
-                .map_or(1, ledger::LedgerError::exit_code);
+            let code = exit_code(&e);
             std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
+    }
+}
+
+/// sysexits.h codes: 65 refused input, 69 unavailable, 75 conflict (try again), 78 setup.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(e) = e.downcast_ref::<ledger::LedgerError>() {
+        return e.exit_code();
+    }
+    match e.downcast_ref::<gateway::admin::AdminError>() {
+        Some(gateway::admin::AdminError::Refused(_)) => 65,
+        Some(gateway::admin::AdminError::Ledger(e)) => e.exit_code(),
+        None => 1,
     }
 }
 

@@ -22,6 +22,10 @@ pub struct UpArgs {
     /// Tenant that receives the demo data.
     #[arg(long, default_value = "demo")]
     pub demo_tenant: String,
+    /// Where the device gateway listens (ZKTeco PUSH / iclock). Devices on a LAN need
+    /// 0.0.0.0:8080.
+    #[arg(long, env = "LEDGERCLOCK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
     /// Start without loading demo data.
     #[arg(long)]
     pub no_demo: bool,
@@ -73,6 +77,7 @@ async fn start_embedded(args: &UpArgs) -> anyhow::Result<NatsServer> {
 }
 
 async fn serve(args: &UpArgs, url: &str) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let ledger = Ledger::connect(url, args.ledger.config()).await?;
     let streams = ledger.provision().await?;
     tracing::info!(streams = streams.len(), "streams provisioned");
@@ -86,28 +91,40 @@ async fn serve(args: &UpArgs, url: &str) -> anyhow::Result<()> {
         }
     }
 
-    print_streams(&ledger).await?;
-    println!("\nLedgerclock is up on {url}. Press Ctrl-C to stop.");
+    let gateway = crate::serve::start_gateway(&ledger, args.listen).await?;
 
-    shutdown_signal().await;
+    print_streams(&ledger).await?;
+    println!(
+        "\nLedgerclock is up on {url}; devices push to http://{}/iclock/. Press Ctrl-C to stop.",
+        args.listen
+    );
+
+    shutdown.await;
+    crate::serve::stop_gateway(gateway).await?;
     tracing::info!("shutting down: draining the NATS connection");
     ledger.drain().await?;
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM (systemd's stop).
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Ctrl-C (SIGINT) or SIGTERM (systemd's stop). The handlers are installed when this is
+/// called, not when it is first awaited, so a signal that arrives right after the banner
+/// is not lost to the default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }
 

@@ -29,7 +29,14 @@ impl Up {
         let data = tempfile::tempdir().unwrap();
         let port = ledger::nats_server::free_port().unwrap();
         let mut child = Command::new(BIN)
-            .args(["up", "--port", &port.to_string(), "--data"])
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--port",
+                &port.to_string(),
+                "--data",
+            ])
             .arg(data.path())
             .env_remove("LEDGERCLOCK_NATS")
             .stdout(Stdio::piped())
@@ -84,7 +91,7 @@ fn help_lists_every_subcommand() {
     let out = attendance(&["--help"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for sub in ["up", "streams", "events", "bench"] {
+    for sub in ["up", "gateway", "admin", "streams", "events", "bench"] {
         assert!(
             text.contains(&format!("  {sub} ")),
             "--help lacks {sub}:\n{text}"
@@ -137,7 +144,7 @@ fn a_second_up_on_the_same_data_loads_no_demo_twice() {
     let port = ledger::nats_server::free_port().unwrap().to_string();
     for _ in 0..2 {
         let mut child = Command::new(BIN)
-            .args(["up", "--port", &port, "--data"])
+            .args(["up", "--listen", "127.0.0.1:0", "--port", &port, "--data"])
             .arg(data.path())
             .env_remove("LEDGERCLOCK_NATS")
             .stdout(Stdio::piped())
@@ -156,7 +163,15 @@ fn a_second_up_on_the_same_data_loads_no_demo_twice() {
     }
     // Read the store back with a third run and count the demo tenant's events.
     let mut up = Command::new(BIN)
-        .args(["up", "--no-demo", "--port", &port, "--data"])
+        .args([
+            "up",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--port",
+            &port,
+            "--data",
+        ])
         .arg(data.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -225,4 +240,78 @@ fn commands_without_a_server_fail_fast_with_a_reason() {
     let out = attendance(&["streams", "--nats", &format!("nats://127.0.0.1:{port}")]);
     assert_eq!(out.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+}
+
+#[test]
+fn a_device_bound_to_one_tenant_cannot_be_bound_by_another() {
+    let mut up = Up::start();
+    let bind = |tenant: &str| {
+        attendance(&[
+            "admin",
+            "device",
+            "bind",
+            "--nats",
+            &up.url,
+            "--tenant",
+            tenant,
+            "--sn",
+            "CQZ7224460246",
+            "--name",
+            "Front door",
+            "--zone",
+            "Asia/Shanghai",
+        ])
+    };
+    let first = bind("acme");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        stdout(&first).trim(),
+        "bound CQZ7224460246 to acme (Asia/Shanghai)"
+    );
+
+    let rival = bind("globex");
+    assert_eq!(rival.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&rival.stderr).contains("bound to another tenant"));
+    let globex = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "globex"]);
+    assert_eq!(stdout(&globex), "", "a refused command appends nothing");
+
+    let bad_zone = attendance(&[
+        "admin",
+        "device",
+        "bind",
+        "--nats",
+        &up.url,
+        "--tenant",
+        "acme",
+        "--sn",
+        "X1",
+        "--name",
+        "n",
+        "--zone",
+        "Mars/Olympus",
+    ]);
+    assert!(String::from_utf8_lossy(&bad_zone.stderr).contains("unknown time zone"));
+    assert!(!bad_zone.status.success());
+
+    let unbind = attendance(&[
+        "admin",
+        "device",
+        "unbind",
+        "--nats",
+        &up.url,
+        "--tenant",
+        "acme",
+        "--sn",
+        "CQZ7224460246",
+    ]);
+    assert!(unbind.status.success());
+    assert!(
+        bind("globex").status.success(),
+        "an unbound SN can be bound again"
+    );
+    up.interrupt();
 }

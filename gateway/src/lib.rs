@@ -1,6 +1,13 @@
 //! The gateway: the only door devices and phones have into the ledger. It speaks the
-//! ZKTeco PUSH / ADMS protocol (`/iclock/...`) and a JSON endpoint for mobile punches,
-//! and appends their events through `ledger`.
+//! ZKTeco PUSH / ADMS protocol (`/iclock/...`) and appends what devices send through
+//! `ledger`.
 //!
-//! Non-goals: judging days (projections do) and keeping state of its own: pending device
-//! commands and bindings are read from events, so any gateway instance serves any device.
+//! - [`protocol`]: pure parsing and rendering of the device protocol.
+//!
+//! Non-goals: judging days (projections do) and keeping state of its own: bindings and
+//! pending commands are read from events, so any gateway instance serves any device.
+
+pub mod admin;
+pub mod http;
+pub mod ingest;
+pub mod protocol;

@@ -109,6 +109,43 @@ impl Ledger {
         }
     }
 
+    /// An aggregate's last event with its sequence, if it has any: the state a decision
+    /// about a single-event aggregate (a device claim) needs, in one direct read.
+    pub async fn last_event(
+        &self,
+        tenant: &TenantId,
+        aggregate: &schemas::Aggregate,
+    ) -> Result<Option<Recorded>, LedgerError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let p = self.partitions();
+        let stream_name = p.stream_of(tenant);
+        let stream = self
+            .js
+            .get_stream_no_info(&stream_name)
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let subject = p.event_subject(tenant, aggregate);
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => {
+                let envelope = Envelope::from_msgpack(&message.payload).map_err(|source| {
+                    LedgerError::Decode {
+                        stream: stream_name.clone(),
+                        sequence: message.sequence,
+                        source,
+                    }
+                })?;
+                Ok(Some(Recorded {
+                    stream: stream_name,
+                    sequence: message.sequence,
+                    subject,
+                    envelope,
+                }))
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(LedgerError::unavailable(e)),
+        }
+    }
+
     async fn ordered(
         &self,
         tenant: &TenantId,

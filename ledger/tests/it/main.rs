@@ -88,6 +88,7 @@ pub fn device_bound(tenant: &TenantId, sn: &str) -> Envelope {
             name: "Front door".into(),
             model: Some("MB10-VL".into()),
             zone: ZoneName::parse("Asia/Shanghai").unwrap(),
+            records_from: None,
         },
         now(),
     )

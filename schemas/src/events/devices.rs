@@ -1,8 +1,8 @@
 //! Attendance machines: binding, scope, roster, biometrics, commands and sightings.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use crate::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, ZoneName};
+use crate::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId, ZoneName};
 
 domain_types! {
     /// A device was bound to the tenant. Its local times are read in `zone`.
@@ -12,6 +12,28 @@ domain_types! {
         #[serde(default)]
         pub model: Option<String>,
         pub zone: ZoneName,
+        /// Records dated before this local date are rejected (clock resets); `None`: the
+        /// binding date.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::opt_date))]
+        #[serde(default)]
+        pub records_from: Option<NaiveDate>,
+    }
+
+    /// The system-wide claim of a serial number by a tenant, recorded under the system
+    /// tenant on the SN's own subject: an SN is bound to one tenant at a time, enforced by
+    /// optimistic concurrency on that subject. The gateway reads bindings from these.
+    pub struct DeviceClaimed {
+        pub sn: DeviceSn,
+        pub tenant: TenantId,
+        pub zone: ZoneName,
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::date))]
+        pub records_from: NaiveDate,
+    }
+
+    /// The claim ended (the device was unbound); the SN may be bound again.
+    pub struct DeviceReleased {
+        pub sn: DeviceSn,
+        pub tenant: TenantId,
     }
 
     /// The device left the tenant; a `CLEAR DATA` command wipes it. History stays.
@@ -227,6 +249,8 @@ domain_types! {
 
 keyed_by! {
     DeviceBound => Device(sn),
+    DeviceClaimed => Device(sn),
+    DeviceReleased => Device(sn),
     DeviceUnbound => Device(sn),
     DeviceRenamed => Device(sn),
     DeviceScopeSet => Device(sn),

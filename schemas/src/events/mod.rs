@@ -214,6 +214,8 @@ catalogue! {
     DeviceCommandExpired,
     UnknownDeviceSeen,
     DeviceStatusReported,
+    DeviceClaimed,
+    DeviceReleased,
     // punches
     PunchRecorded,
     PunchesRecorded,

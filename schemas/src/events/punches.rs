@@ -98,6 +98,7 @@ domain_types! {
         pub detail: Option<String>,
     }
 
+    #[derive(Eq, Copy, Hash)]
     pub enum RejectionReason {
         /// Fewer fields than any firmware sends (a truncated line, typically).
         TooFewFields,

@@ -1,0 +1,118 @@
+//! `attendance admin`: administrative commands, validated and appended as events; a
+//! refusal says why and appends nothing (exit 65).
+
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Subcommand};
+use gateway::admin::{self, BindDevice};
+use ledger::Ledger;
+use schemas::Actor;
+use schemas::ids::{TenantId, UserId, ZoneName};
+
+use crate::cli::NatsArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Devices: bind, rename, unbind.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Bind a device to a tenant by serial number. An SN bound elsewhere is refused.
+    Bind(BindArgs),
+    /// Rename a bound device.
+    Rename(RenameArgs),
+    /// Unbind a device: it may be bound again; `CLEAR DATA` is queued for it.
+    Unbind(UnbindArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    sn: String,
+    /// Who is acting, recorded on the events.
+    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
+    user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long)]
+    name: String,
+    /// IANA zone of the device's local time, e.g. Asia/Shanghai.
+    #[arg(long)]
+    zone: String,
+    #[arg(long)]
+    model: Option<String>,
+    /// Accept records dated from this day (YYYY-MM-DD), e.g. the history of a device
+    /// used before; default: today. Earlier records are kept as rejected.
+    #[arg(long)]
+    records_from: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnbindArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
+    let AdminCommand::Device(command) = command;
+    match command {
+        DeviceCommand::Bind(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let cmd = BindDevice {
+                tenant,
+                sn: admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?,
+                name: args.name,
+                model: args.model,
+                zone: ZoneName::parse(&args.zone)?,
+                records_from: args.records_from,
+            };
+            admin::bind(&ledger, &cmd, actor, Utc::now()).await?;
+            println!("bound {} to {} ({})", cmd.sn, cmd.tenant, cmd.zone);
+            ledger.drain().await?;
+        }
+        DeviceCommand::Rename(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+            admin::rename(&ledger, &tenant, &sn, &args.name, actor, Utc::now()).await?;
+            println!("renamed {sn} to {:?}", args.name.trim());
+            ledger.drain().await?;
+        }
+        DeviceCommand::Unbind(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+            admin::unbind(&ledger, &tenant, &sn, actor, Utc::now()).await?;
+            println!("unbound {sn} from {tenant}; CLEAR DATA queued for the device");
+            ledger.drain().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn open(common: &Common) -> anyhow::Result<(Ledger, TenantId, Actor)> {
+    let tenant = TenantId::parse(&common.tenant)
+        .map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
+    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
+    ledger.provision().await?;
+    let actor = Actor::User {
+        user_id: UserId::from(common.user.as_str()),
+    };
+    Ok((ledger, tenant, actor))
+}

@@ -1,0 +1,262 @@
+//! From an `ATTLOG` body to events: pure, with the clock passed in.
+//!
+//! One upload (one POST, up to 128 lines from real firmware) becomes one
+//! `PunchesRecorded` event holding its punches, plus one `DeviceRecordRejected` per line
+//! that cannot be a punch. Why one event per upload and not per punch: see
+//! ARCHITECTURE.md, "Punches per message".
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use schemas::events::{
+    DeviceRecordRejected, Punch, PunchSource, PunchesRecorded, RejectionReason, VerifyMode,
+};
+use schemas::ids::{BadgeNumber, DeviceSn, EventId, PunchId, TenantId, ZoneName};
+use schemas::{Actor, Envelope};
+
+use crate::protocol::attlog;
+
+/// What the gateway knows of a bound device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub tenant: TenantId,
+    pub sn: DeviceSn,
+    pub zone: ZoneName,
+    /// Records dated (locally) before this are rejected as clock resets.
+    pub records_from: NaiveDate,
+}
+
+/// Punches per `PunchesRecorded` event: a real upload (at most 128 lines) is one event;
+/// a body of a whole history is split so each message stays far below NATS's 1 MiB.
+pub const MAX_PUNCHES_PER_EVENT: usize = 256;
+
+/// How far ahead of the server's clock a record may be before it is a clock error.
+pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
+
+/// The outcome of one upload, before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub punches: Vec<Punch>,
+    pub rejected: Vec<DeviceRecordRejected>,
+}
+
+impl Upload {
+    /// Lines that will be stored, as a punch or as a rejection: the `n` of `OK: n`.
+    pub fn lines(&self) -> usize {
+        self.punches.len() + self.rejected.len()
+    }
+}
+
+/// Judges every line of an `ATTLOG` body.
+pub fn read_attlog(binding: &Binding, body: &str, now: DateTime<Utc>) -> Upload {
+    let tz = binding.zone.tz();
+    let mut upload = Upload {
+        punches: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for line in attlog::lines(body) {
+        match punch_of(binding, tz, line, now) {
+            Ok(punch) => upload.punches.push(punch),
+            Err((reason, detail)) => upload.rejected.push(DeviceRecordRejected {
+                sn: binding.sn.clone(),
+                raw: line.to_owned(),
+                reason,
+                detail: Some(detail),
+            }),
+        }
+    }
+    upload
+}
+
+fn punch_of(
+    binding: &Binding,
+    tz: Tz,
+    line: &str,
+    now: DateTime<Utc>,
+) -> Result<Punch, (RejectionReason, String)> {
+    let record = attlog::parse_line(line).map_err(|r| (r.reason, r.detail))?;
+    if record.local_time.date() < binding.records_from {
+        return Err((
+            RejectionReason::BeforeBinding,
+            format!(
+                "dated {} but the device's records start {} (clock reset?)",
+                record.local_time, binding.records_from
+            ),
+        ));
+    }
+    let instant = instant_of(record.local_time, tz).ok_or_else(|| {
+        (
+            RejectionReason::NonexistentLocalTime,
+            format!("{} does not exist in {}", record.local_time, binding.zone),
+        )
+    })?;
+    if instant > now + FUTURE_TOLERANCE {
+        return Err((
+            RejectionReason::InTheFuture,
+            format!(
+                "dated {} , more than a day after now (clock error?)",
+                record.local_time
+            ),
+        ));
+    }
+    let badge = BadgeNumber::from(record.badge);
+    Ok(Punch {
+        punch_id: PunchId::for_device_record(&binding.sn, &badge, record.local_time),
+        source: PunchSource::Device,
+        person_id: None,
+        device_sn: Some(binding.sn.clone()),
+        badge_number: Some(badge),
+        local_time: record.local_time,
+        zone: binding.zone.clone(),
+        instant,
+        verify_mode: record.verify_code.map(VerifyMode::from_code),
+        punch_state: record.punch_state,
+        work_code: record.work_code.map(str::to_owned),
+        device_seq: record.device_seq,
+        location: None,
+        wifi_bssid: None,
+        qr_token: None,
+        photo_ref: None,
+        raw_line: Some(line.to_owned()),
+    })
+}
+
+/// A local time in `tz`. In a daylight-saving fold (the hour that happens twice) the
+/// earlier instant is taken: a device cannot say which, and the earlier one never
+/// moves a punch past the end of a shift. In a gap (the hour that never happens) there
+/// is none.
+pub fn instant_of(local: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+    local
+        .and_local_timezone(tz)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The events to append for an upload. Ids are derived from content, so the very same
+/// POST sent again is dropped by JetStream's de-duplication; a re-send in other batch
+/// sizes carries the same punch ids, which projections fold once.
+pub fn upload_events(binding: &Binding, upload: &Upload, now: DateTime<Utc>) -> Vec<Envelope> {
+    let actor = Actor::Device {
+        sn: binding.sn.clone(),
+    };
+    let mut events = Vec::with_capacity(1 + upload.rejected.len());
+    for punches in upload.punches.chunks(MAX_PUNCHES_PER_EVENT) {
+        let ids: Vec<String> = punches.iter().map(|p| p.punch_id.to_string()).collect();
+        let mut parts = vec!["upload", binding.tenant.as_str(), binding.sn.as_str()];
+        parts.extend(ids.iter().map(String::as_str));
+        let occurred = punches.iter().map(|p| p.instant).max().unwrap_or(now);
+        events.push(
+            Envelope::new(
+                binding.tenant.clone(),
+                actor.clone(),
+                PunchesRecorded {
+                    sn: binding.sn.clone(),
+                    punches: punches.to_vec(),
+                },
+                now,
+            )
+            .occurred_at(occurred.min(now))
+            .with_id(EventId::derived(&parts)),
+        );
+    }
+    for rejected in &upload.rejected {
+        events.push(
+            Envelope::new(binding.tenant.clone(), actor.clone(), rejected.clone(), now).with_id(
+                EventId::derived(&[
+                    "rejected",
+                    binding.tenant.as_str(),
+                    binding.sn.as_str(),
+                    &rejected.raw,
+                ]),
+            ),
+        );
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding() -> Binding {
+        Binding {
+            tenant: TenantId::parse("acme").unwrap(),
+            sn: DeviceSn::from("CQZ1"),
+            zone: ZoneName::parse("Asia/Shanghai").unwrap(),
+            records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2022-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_batch_keeps_its_good_lines_and_rejects_the_bad_alone() {
+        let body = "   710011\t2020-09-30 10:10:37\t1\t0\t1\t0\n\
+                    \x20  710011\t2000-01-01 00:00:12\t1\t0\t1\t0\n\
+                    \x20  710011\t2047-03-07 10:10:37\t1\t0\t1\t0\n\
+                    \x20  720204\t2020-09-30 15:08:33\t1\t0\t1\t0\n\
+                    \x20  7202";
+        let upload = read_attlog(&binding(), body, now());
+        assert_eq!(upload.punches.len(), 2);
+        let reasons: Vec<_> = upload.rejected.iter().map(|r| r.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                RejectionReason::BeforeBinding,
+                RejectionReason::InTheFuture,
+                RejectionReason::TooFewFields
+            ]
+        );
+        assert_eq!(upload.lines(), 5);
+        let first = &upload.punches[0];
+        assert_eq!(first.badge_number.as_ref().unwrap().as_str(), "710011");
+        assert_eq!(first.instant.to_rfc3339(), "2020-09-30T02:10:37+00:00");
+        assert_eq!(
+            first.raw_line.as_deref(),
+            Some("   710011\t2020-09-30 10:10:37\t1\t0\t1\t0")
+        );
+    }
+
+    #[test]
+    fn a_resent_upload_is_the_same_events() {
+        let body = "1\t2020-09-30 10:10:37\t1\t0\t1\t0\n2\t2020-09-30 10:11:00\t1\t0\t1\t0\n";
+        let a = upload_events(&binding(), &read_attlog(&binding(), body, now()), now());
+        let later = now() + Duration::hours(5);
+        let b = upload_events(&binding(), &read_attlog(&binding(), body, later), later);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].event_id, b[0].event_id);
+        // Another batching of the same records: another message, the same punch ids.
+        let single = upload_events(
+            &binding(),
+            &read_attlog(&binding(), body.lines().next().unwrap(), now()),
+            now(),
+        );
+        assert_ne!(single[0].event_id, a[0].event_id);
+        let punch_ids = |e: &Envelope| match &e.event {
+            schemas::Event::PunchesRecorded(p) => {
+                p.punches.iter().map(|p| p.punch_id).collect::<Vec<_>>()
+            }
+            _ => vec![],
+        };
+        assert_eq!(punch_ids(&single[0])[0], punch_ids(&a[0])[0]);
+    }
+
+    #[test]
+    fn daylight_saving_gaps_are_rejected_and_folds_take_the_earlier_instant() {
+        let ny = Binding {
+            zone: ZoneName::parse("America/New_York").unwrap(),
+            ..binding()
+        };
+        let body = "1\t2021-03-14 02:30:00\t0\t1\t0\n1\t2021-11-07 01:30:00\t0\t1\t0\n";
+        let upload = read_attlog(&ny, body, now());
+        assert_eq!(
+            upload.rejected[0].reason,
+            RejectionReason::NonexistentLocalTime
+        );
+        assert_eq!(
+            upload.punches[0].instant.to_rfc3339(),
+            "2021-11-07T05:30:00+00:00"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! The ZKTeco PUSH / ADMS protocol, as pure functions over text: no HTTP, no I/O.
+
+pub mod attlog;
+pub mod options;

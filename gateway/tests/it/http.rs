@@ -1,0 +1,270 @@
+//! The gateway over real HTTP into a real nats-server.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use futures::TryStreamExt;
+use gateway::admin::{self, BindDevice};
+use gateway::http::Gateway;
+use ledger::{Ledger, LedgerConfig, NatsServer, ReadFrom, ServerOptions};
+use projections::raw::RawRecords;
+use schemas::Actor;
+use schemas::events::RejectionReason;
+use schemas::ids::{DeviceSn, TenantId, ZoneName};
+
+use crate::device::Device;
+
+pub struct Harness {
+    pub server: NatsServer,
+    pub ledger: Ledger,
+    pub addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn harness(config: LedgerConfig) -> Harness {
+    let server = NatsServer::start(ServerOptions::default()).await.unwrap();
+    let ledger = Ledger::connect(&server.url(), config).await.unwrap();
+    ledger.provision().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = Gateway::new(ledger.clone(), Arc::new(Utc::now));
+    tokio::spawn(gateway::http::run(gateway, listener, async {
+        let _ = stopped.await;
+    }));
+    Harness {
+        server,
+        ledger,
+        addr,
+        _stop: stop,
+    }
+}
+
+pub fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+pub async fn bind(ledger: &Ledger, tenant: &TenantId, sn: &str, records_from: Option<NaiveDate>) {
+    let cmd = BindDevice {
+        tenant: tenant.clone(),
+        sn: DeviceSn::from(sn),
+        name: format!("Device {sn}"),
+        model: None,
+        zone: ZoneName::parse("Asia/Manila").unwrap(),
+        records_from,
+    };
+    admin::bind(
+        ledger,
+        &cmd,
+        Actor::System {
+            component: "test".into(),
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn raw_records(ledger: &Ledger, tenant: &TenantId) -> RawRecords {
+    let mut raw = RawRecords::default();
+    let events: Vec<_> = ledger
+        .read(tenant, ReadFrom::start())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    for recorded in &events {
+        raw.apply(recorded.sequence, &recorded.envelope);
+    }
+    raw
+}
+
+fn since_2019() -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(2019, 1, 1)
+}
+
+#[tokio::test]
+async fn an_unknown_device_writes_nothing_but_one_sighting() {
+    let h = harness(LedgerConfig::default()).await;
+    let device = Device::new(h.addr, "NOBODY0001");
+    for _ in 0..3 {
+        let answer = device.push(&["1\t2024-01-02 09:00:00\t0\t1\t0\t0"]).await;
+        assert_eq!(answer.status, 403);
+        assert_eq!(device.handshake().await.status, 403);
+    }
+    let system = raw_events(&h.ledger, &TenantId::system()).await;
+    assert_eq!(
+        system,
+        ["UnknownDeviceSeen"],
+        "one sighting an hour, nothing else"
+    );
+}
+
+async fn raw_events(ledger: &Ledger, tenant: &TenantId) -> Vec<&'static str> {
+    let events: Vec<_> = ledger
+        .read(tenant, ReadFrom::start())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    events.iter().map(|r| r.envelope.event.kind()).collect()
+}
+
+#[tokio::test]
+async fn a_bound_device_handshakes_and_its_good_lines_survive_bad_ones() {
+    let h = harness(LedgerConfig::default()).await;
+    bind(&h.ledger, &acme(), "CQZ1", since_2019()).await;
+    let device = Device::new(h.addr, "CQZ1");
+    let hello = device.handshake().await;
+    assert_eq!(hello.status, 200);
+    assert!(
+        hello.body.starts_with("GET OPTION FROM: CQZ1\n"),
+        "{}",
+        hello.body
+    );
+    assert!(hello.body.contains("\nTimeZone=8\n"));
+
+    // CRLF, a clock reset, a corrupted PIN, and a last line cut mid-field.
+    let body = "    5\t2020-02-24 10:52:43\t1\t0\t0\t0\r\n\
+                \x20   5\t2000-01-01 00:00:12\t1\t0\t0\t0\r\n\
+                ZZZZZZZZZZ\t2047-02-30 19:13:30\t1\t90\t90\t1515870810\r\n\
+                \x20  17\t2020-02-24 10:54:18\t1\t0\t0\t0\r\n\
+                \x20   7\t2020-02-24 10:5";
+    let answer = device.push_raw(body.as_bytes()).await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "OK: 5\n"));
+
+    let raw = raw_records(&h.ledger, &acme()).await;
+    assert_eq!(raw.punches.len(), 2);
+    let mut reasons: Vec<_> = raw.rejected.values().map(|r| r.record.reason).collect();
+    reasons.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        reasons,
+        [
+            RejectionReason::BeforeBinding,
+            RejectionReason::TooFewFields,
+            RejectionReason::UnparsableBadgeNumber
+        ]
+    );
+    let cut = ("CQZ1".to_owned(), "    7\t2020-02-24 10:5".to_owned());
+    assert!(raw.rejected.contains_key(&cut), "the raw text is kept");
+}
+
+#[tokio::test]
+async fn no_ok_unless_stored_and_the_resend_after_an_outage_is_kept() {
+    let mut h = harness(LedgerConfig {
+        retry_for: std::time::Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    bind(&h.ledger, &acme(), "CQZ2", since_2019()).await;
+    let device = Device::new(h.addr, "CQZ2");
+    let lines = [
+        "1\t2021-05-06 08:59:00\t0\t1\t0\t0",
+        "2\t2021-05-06 09:01:00\t0\t1\t0\t0",
+    ];
+    // Make sure the binding is cached, so the outage is met by the append itself.
+    assert_eq!(device.handshake().await.status, 200);
+
+    h.server.kill();
+    let refused = device.push(&lines).await;
+    assert_ne!(
+        refused.status, 200,
+        "a device must not hear OK for records that were not stored"
+    );
+    assert!(!refused.body.starts_with("OK"));
+
+    h.server.restart().await.unwrap();
+    let mut answer = device.push(&lines).await;
+    for _ in 0..100 {
+        if answer.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        answer = device.push(&lines).await;
+    }
+    assert_eq!(answer.body, "OK: 2\n");
+    assert_eq!(raw_records(&h.ledger, &acme()).await.punches.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_device_histories_sent_four_times_count_once() {
+    let h = harness(LedgerConfig::default()).await;
+    let files = [
+        "caoka_1_attlog.dat",
+        "clockwork_1_attlog.dat",
+        "clockwork_2_attlog.dat",
+    ];
+    let mut bodies = Vec::new();
+    for file in files {
+        bind(
+            &h.ledger,
+            &acme(),
+            file.split('_')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("")
+                .as_str(),
+            since_2019(),
+        )
+        .await;
+        bodies.push(std::fs::read_to_string(crate::real_devices_dir().join(file)).unwrap());
+    }
+    let devices: Vec<_> = files
+        .iter()
+        .map(|f| Device::new(h.addr, &f.split('_').take(2).collect::<Vec<_>>().join("")))
+        .collect();
+
+    // First, as the machines would drain a backlog: 128 lines a POST, all three at once.
+    let sends = devices.iter().zip(&bodies).map(|(d, body)| {
+        let lines: Vec<&str> = gateway::protocol::attlog::lines(body).collect();
+        async move { d.push_all(&lines, 128).await }
+    });
+    futures::future::join_all(sends).await;
+    let once = raw_records(&h.ledger, &acme()).await;
+    let ids: HashSet<_> = once.punches.keys().copied().collect();
+    assert_eq!(once.punches.len(), 10_585 + 11_902 + 32_848);
+    // caoka's 358 bad lines are 33 distinct ones; the same corrupted record repeats, and
+    // its rejection's id derives from the line, so it is stored once.
+    assert_eq!(once.rejected.len(), 33);
+    assert!(once.rejected.values().all(|r| r.received == 1));
+
+    // Then the whole history again, three times, in other batchings and orders: one
+    // body, 50-line batches backwards, 97-line batches of an interleaved order.
+    for (device, body) in devices.iter().zip(&bodies) {
+        let lines: Vec<&str> = gateway::protocol::attlog::lines(body).collect();
+        assert_eq!(
+            device.push_raw(body.as_bytes()).await.body.trim(),
+            format!("OK: {}", lines.len())
+        );
+        let backwards: Vec<&str> = lines.iter().rev().copied().collect();
+        device.push_all(&backwards, 50).await;
+        let mut interleaved: Vec<&str> = lines.iter().step_by(2).copied().collect();
+        interleaved.extend(lines.iter().skip(1).step_by(2));
+        device.push_all(&interleaved, 97).await;
+    }
+    let four = raw_records(&h.ledger, &acme()).await;
+    let again: HashSet<_> = four.punches.keys().copied().collect();
+    assert_eq!(again, ids, "no punch added, none lost");
+    assert_eq!(four.rejected.len(), once.rejected.len());
+    assert!(four.rejected.values().all(|r| r.received == 1));
+    // Every record was received at least four times (twice as often when the file
+    // itself holds it twice).
+    // The re-sends were stored as new messages (other batchings, other ids) and folded
+    // by punch id; only a batch identical to an earlier one (the files' last 126 and 81
+    // lines, whole-body chunks of 256 meeting POSTs of 128) was dropped by JetStream.
+    let receipts = |raw: &RawRecords| {
+        raw.punches
+            .values()
+            .map(|p| u64::from(p.received))
+            .sum::<u64>()
+    };
+    assert!(
+        receipts(&four) > 3 * receipts(&once),
+        "re-sends reached the stream"
+    );
+    assert!(four.punches.values().all(|p| p.received >= 3));
+}
