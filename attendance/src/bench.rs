@@ -16,6 +16,24 @@ use crate::cli::LedgerArgs;
 pub enum BenchCommand {
     /// Append throughput: one event at a time, pipelined, against raw JetStream publish.
     Append(AppendBench),
+    /// Device ingest over HTTP: the real device records in 128-line POSTs, from 1 and
+    /// from 50 devices at once, acknowledged end to end, against raw JetStream publish.
+    Ingest(IngestBench),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestBench {
+    /// Folder of `*_attlog.dat` device exports.
+    #[arg(long, default_value = "../shared/data/real-devices")]
+    records: std::path::PathBuf,
+    /// Device counts to run, one scenario each.
+    #[arg(long, value_delimiter = ',', default_value = "1,50")]
+    devices: Vec<usize>,
+    /// Lines per POST (firmware sends at most 128).
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[command(flatten)]
+    ledger: LedgerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +58,7 @@ pub struct AppendBench {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Append(args) => append(args).await,
+        BenchCommand::Ingest(args) => ingest(args).await,
     }
 }
 
@@ -152,4 +171,160 @@ fn punch(tenant: &TenantId, i: u64) -> Envelope {
     )
     .occurred_at(instant)
     .with_id(EventId(punch_id.0))
+}
+
+async fn ingest(args: IngestBench) -> anyhow::Result<()> {
+    use gateway::simulator::Device;
+
+    let mut lines = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&args.records)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.records.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with("attlog.dat"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let text = std::fs::read_to_string(file)?;
+        lines.extend(gateway::protocol::attlog::lines(&text).map(str::to_owned));
+    }
+    anyhow::ensure!(
+        !lines.is_empty(),
+        "no records under {}",
+        args.records.display()
+    );
+
+    let server = NatsServer::start(ServerOptions::default()).await?;
+    let ledger = Ledger::connect(&server.url(), args.ledger.config()).await?;
+    ledger.provision().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let gw = gateway::http::Gateway::new(ledger.clone(), std::sync::Arc::new(Utc::now));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(gateway::http::run(gw, listener, async {
+        let _ = stopped.await;
+    }));
+
+    // The size of one of these records as a one-punch event: the raw baseline publishes
+    // that many messages of that size.
+    let sample = {
+        let binding = gateway::ingest::Binding {
+            tenant: TenantId::parse("bench")?,
+            sn: DeviceSn::from("BENCH"),
+            zone: ZoneName::parse("Asia/Manila")?,
+            records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap_or_default(),
+        };
+        let upload = gateway::ingest::read_attlog(&binding, &lines[0], Utc::now());
+        let punch = upload
+            .punches
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("first record is not a punch"))?;
+        Envelope::new(
+            binding.tenant,
+            Actor::Device { sn: binding.sn },
+            PunchRecorded { punch },
+            Utc::now(),
+        )
+        .to_msgpack()?
+        .len()
+    };
+    println!(
+        "ingest benchmark: {} real records from {} files, {}-line POSTs over HTTP, file storage",
+        lines.len(),
+        files.len(),
+        args.batch
+    );
+    let raw = ledger::baseline::raw_publish(
+        ledger.jetstream(),
+        lines.len() as u64,
+        sample,
+        ledger.config().max_ack_inflight,
+        false,
+    )
+    .await?;
+    println!();
+    println!("{:<44} {:>12} {:>10}", "scenario", "punches/s", "vs raw");
+    println!(
+        "{:<44} {:>12.0} {:>9.2}x",
+        format!("raw JetStream publish, {sample}-byte messages"),
+        raw.per_second(),
+        1.0
+    );
+
+    for (run, &count) in args.devices.iter().enumerate() {
+        let count = count.max(1);
+        let tenant = TenantId::parse(&format!("bench-{}-{run}", Utc::now().timestamp_millis()))?;
+        let mut devices = Vec::with_capacity(count);
+        for d in 0..count {
+            let sn = format!("BENCH{run:02}D{d:03}");
+            let cmd = gateway::admin::BindDevice {
+                tenant: tenant.clone(),
+                sn: DeviceSn::from(sn.as_str()),
+                name: sn.clone(),
+                model: None,
+                zone: ZoneName::parse("Asia/Manila")?,
+                records_from: NaiveDate::from_ymd_opt(2019, 1, 1),
+            };
+            gateway::admin::bind(
+                &ledger,
+                &cmd,
+                Actor::System {
+                    component: "bench".into(),
+                },
+                Utc::now(),
+            )
+            .await?;
+            devices.push(Device::new(addr, &sn));
+        }
+        // Each device sends its share of the records, all devices at once.
+        let shares: Vec<Vec<&str>> = (0..count)
+            .map(|d| {
+                lines
+                    .iter()
+                    .skip(d)
+                    .step_by(count)
+                    .map(String::as_str)
+                    .collect()
+            })
+            .collect();
+        let started = Instant::now();
+        let sends = devices
+            .iter()
+            .zip(&shares)
+            .map(|(device, share)| device.push_all(share, args.batch));
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        let rate = lines.len() as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "{:<44} {:>12.0} {:>9.2}x",
+            format!("gateway, {count} device(s), acknowledged end to end"),
+            rate,
+            rate / raw.per_second()
+        );
+    }
+    println!();
+    println!(
+        "peak memory (whole process: gateway, simulated devices, client): {}",
+        peak_memory()
+    );
+
+    let _ = stop.send(());
+    serving.await??;
+    ledger.drain().await?;
+    drop(server);
+    Ok(())
+}
+
+/// VmHWM of this process, from /proc.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }

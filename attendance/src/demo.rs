@@ -11,10 +11,11 @@ const DEVICE: &str = "DEMO0000000001";
 const ZONE: &str = "Asia/Shanghai";
 
 /// Appends the demo events unless the tenant has them already. Returns how many it
-/// appended. Ids are derived, so even a concurrent second loader adds nothing twice.
+/// appended. The check is on the punches, the batch's last event: a load interrupted
+/// before them is completed next time, and derived ids keep the rest from doubling.
 pub async fn load(ledger: &Ledger, tenant: &TenantId, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let device = Aggregate::new(AggregateKind::Device, DEVICE);
-    if ledger.last_sequence(tenant, &device).await? > 0 {
+    let punches = Aggregate::new(AggregateKind::Punches, DEVICE);
+    if ledger.last_sequence(tenant, &punches).await? > 0 {
         return Ok(0);
     }
     let events = events(tenant, now);

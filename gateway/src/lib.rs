@@ -3,6 +3,10 @@
 //! `ledger`.
 //!
 //! - [`protocol`]: pure parsing and rendering of the device protocol.
+//! - [`ingest`]: from an ATTLOG body to events, pure.
+//! - [`admin`]: bind, rename, unbind (decide + execute).
+//! - [`http`]: the HTTP shell: `run(gateway, listener, shutdown)`.
+//! - [`simulator`]: a firmware-like device for tests and benchmarks.
 //!
 //! Non-goals: judging days (projections do) and keeping state of its own: bindings and
 //! pending commands are read from events, so any gateway instance serves any device.
@@ -11,3 +15,4 @@ pub mod admin;
 pub mod http;
 pub mod ingest;
 pub mod protocol;
+pub mod simulator;

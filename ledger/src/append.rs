@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -40,7 +40,9 @@ pub struct Appended {
 }
 
 struct Prepared {
+    stream: String,
     subject: String,
+    event_id: String,
     message: PublishMessage,
     expected: Option<u64>,
 }
@@ -48,6 +50,7 @@ struct Prepared {
 enum Outcome {
     Stored(Appended),
     Retry(String),
+    Conflict,
     Fail(LedgerError),
 }
 
@@ -100,7 +103,13 @@ impl Ledger {
                     self.config.retry_for
                 )));
             }
-            tracing::warn!(%reason, unacked_from = index, "append interrupted; retrying with the same ids");
+            tracing::warn!(
+                tenant = %batch[index].0.tenant,
+                subject = %prepared[index].subject,
+                unacked_from = index,
+                %reason,
+                "append interrupted; retrying with the same ids"
+            );
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
             start = index;
@@ -115,6 +124,7 @@ impl Ledger {
         let subject = self
             .partitions()
             .event_subject(&envelope.tenant, &envelope.event.aggregate());
+        let event_id = envelope.event_id.to_string();
         let payload = envelope
             .to_msgpack()
             .map_err(|e| LedgerError::Rejected(e.to_string()))?;
@@ -136,7 +146,9 @@ impl Ledger {
             );
         }
         Ok(Prepared {
+            stream: self.partitions().stream_of(&envelope.tenant),
             subject,
+            event_id,
             message: PublishMessage::build()
                 .payload(Bytes::from(payload))
                 .headers(headers),
@@ -146,6 +158,10 @@ impl Ledger {
 
     /// Publishes `prepared[start..]` with a bounded window of acks in flight. Returns the
     /// first index that must be retried, if any.
+    ///
+    /// An event with an expectation is a barrier: it is sent only once everything before
+    /// it is acknowledged, and nothing after it is sent before its own ack. So a conflict
+    /// leaves every event before it stored and none after it.
     async fn publish_from(
         &self,
         prepared: &[Prepared],
@@ -164,21 +180,42 @@ impl Ledger {
                     continue;
                 }
                 let p = &prepared[next];
+                let barrier = p.expected.is_some();
+                if barrier && !in_flight.is_empty() {
+                    break;
+                }
                 match self
                     .js
                     .send_publish(p.subject.clone(), p.message.clone())
                     .await
                 {
                     Ok(ack) => in_flight.push_back(wait_ack(next, ack)),
-                    Err(e) => match classify(e.kind(), &p.subject, p.expected, &e) {
+                    // The client's ack slots are shared by every clone of this Ledger;
+                    // free ours by collecting an ack, or let another caller collect theirs.
+                    Err(e) if e.kind() == PublishErrorKind::MaxAckPending => {
+                        if in_flight.is_empty() {
+                            tokio::task::yield_now().await;
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        break;
+                    }
+                    Err(e) => match classify(e.kind(), &e) {
                         Outcome::Retry(reason) => first_failure = Some((next, reason)),
                         Outcome::Fail(err) => return Err(err),
-                        Outcome::Stored(_) => unreachable!("a send error is never a store"),
+                        Outcome::Stored(_) | Outcome::Conflict => {
+                            unreachable!("a send error is never a store or a conflict")
+                        }
                     },
                 }
                 next += 1;
+                if barrier {
+                    break;
+                }
             }
             let Some((index, outcome)) = in_flight.next().await else {
+                if first_failure.is_none() && next < prepared.len() {
+                    continue;
+                }
                 break;
             };
             match outcome {
@@ -188,16 +225,47 @@ impl Ledger {
                         first_failure = Some((index, reason));
                     }
                 }
-                Outcome::Fail(LedgerError::Conflict { .. }) => {
-                    return Err(LedgerError::Conflict {
-                        subject: prepared[index].subject.clone(),
-                        expected: prepared[index].expected.unwrap_or_default(),
-                    });
+                Outcome::Conflict => {
+                    // The server checks the expected sequence before de-duplication: if
+                    // an earlier try of this very event was stored (its ack lost), this
+                    // is that event, not a rival's.
+                    let p = &prepared[index];
+                    match self.stored_as_last(p).await? {
+                        Some(appended) => results[index] = Some(appended),
+                        None => {
+                            return Err(LedgerError::Conflict {
+                                subject: p.subject.clone(),
+                                expected: p.expected.unwrap_or_default(),
+                            });
+                        }
+                    }
                 }
                 Outcome::Fail(err) => return Err(err),
             }
         }
         Ok(first_failure)
+    }
+
+    /// Whether the subject's last message is this event (same `Nats-Msg-Id`).
+    async fn stored_as_last(&self, p: &Prepared) -> Result<Option<Appended>, LedgerError> {
+        let stream_name = p.stream.clone();
+        let stream = self
+            .js
+            .get_stream_no_info(&stream_name)
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let Ok(last) = stream.get_last_raw_message_by_subject(&p.subject).await else {
+            return Ok(None);
+        };
+        let same = last
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .is_some_and(|id| id.as_str() == p.event_id);
+        Ok(same.then_some(Appended {
+            stream: stream_name,
+            sequence: last.sequence,
+            duplicate: true,
+        }))
     }
 }
 
@@ -208,32 +276,39 @@ async fn wait_ack(index: usize, ack: PublishAckFuture) -> (usize, Outcome) {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
         }),
-        Err(e) => classify(e.kind(), "", None, &e),
+        Err(e) => classify(e.kind(), &e),
     };
     (index, outcome)
 }
 
-fn classify(
-    kind: PublishErrorKind,
-    subject: &str,
-    expected: Option<u64>,
-    error: &dyn std::fmt::Display,
-) -> Outcome {
+/// What to do about a failed publish. Transport trouble and a JetStream that is briefly
+/// unavailable (restart, leader election) are retried with the same ids; anything the
+/// server refused for good is reported at once.
+fn classify(kind: PublishErrorKind, error: &PublishError) -> Outcome {
     match kind {
-        PublishErrorKind::WrongLastSequence => Outcome::Fail(LedgerError::Conflict {
-            subject: subject.to_owned(),
-            expected: expected.unwrap_or_default(),
-        }),
+        PublishErrorKind::WrongLastSequence => Outcome::Conflict,
         PublishErrorKind::MaxPayloadExceeded => {
             Outcome::Fail(LedgerError::Rejected(format!("event too large: {error}")))
         }
-        // Timeouts, broken pipes and "no responders" while a server restarts or a
-        // leader is elected: the same ids go again.
+        PublishErrorKind::WrongLastMessageId => Outcome::Fail(LedgerError::Rejected(format!(
+            "refused by the stream: {error}"
+        ))),
         PublishErrorKind::TimedOut
         | PublishErrorKind::BrokenPipe
         | PublishErrorKind::StreamNotFound
-        | PublishErrorKind::MaxAckPending
-        | PublishErrorKind::WrongLastMessageId
-        | PublishErrorKind::Other => Outcome::Retry(error.to_string()),
+        | PublishErrorKind::MaxAckPending => Outcome::Retry(error.to_string()),
+        PublishErrorKind::Other => {
+            let api = std::error::Error::source(error)
+                .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>());
+            match api {
+                // 503: JetStream temporarily unavailable (no quorum, stepping down).
+                Some(api) if api.code() == 503 => Outcome::Retry(error.to_string()),
+                Some(api) => Outcome::Fail(LedgerError::Rejected(format!(
+                    "refused by JetStream ({}): {api}",
+                    api.error_code().0
+                ))),
+                None => Outcome::Retry(error.to_string()),
+            }
+        }
     }
 }

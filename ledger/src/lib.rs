@@ -54,7 +54,9 @@ impl Ledger {
     pub fn with_client(client: async_nats::Client, config: LedgerConfig) -> Self {
         let js = jetstream::ContextBuilder::new()
             .max_ack_inflight(config.max_ack_inflight)
-            .backpressure_on_inflight(true)
+            // Waiting for a slot inside `send_publish` would deadlock two appenders that
+            // each hold slots; `append` frees its own slots instead (see append.rs).
+            .backpressure_on_inflight(false)
             .ack_timeout(std::time::Duration::from_secs(5))
             .build(client.clone());
         Self { client, js, config }

@@ -213,6 +213,7 @@ impl Drop for NatsServer {
 
 /// Has the kernel send SIGTERM to the server when the thread that started it dies, so a
 /// crashed or killed `attendance up` (or test run) never leaves a server behind.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
@@ -225,6 +226,10 @@ fn die_with_parent(command: &mut Command) {
         });
     }
 }
+
+/// Elsewhere the server is stopped on drop only.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
 
 /// A port nobody listens on right now.
 pub fn free_port() -> io::Result<u16> {

@@ -48,19 +48,18 @@ type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Recorded, LedgerError>>
 
 impl Ledger {
     /// The tenant's events from `from` up to the last one stored when the call was
-    /// made, then the stream ends.
+    /// made, then the stream ends, even while writers go on appending.
     pub async fn read(&self, tenant: &TenantId, from: ReadFrom) -> Result<Events, LedgerError> {
-        let (consumer, stream_name) = self.ordered(tenant, &from).await?;
-        let pending = consumer.cached_info().num_pending;
-        if pending == 0 {
+        let (consumer, stream_name, last) = self.ordered(tenant, &from).await?;
+        if consumer.cached_info().num_pending == 0 || last < from.sequence {
             return Ok(Box::pin(futures::stream::empty()));
         }
         let messages = consumer
             .messages()
             .await
             .map_err(LedgerError::unavailable)?;
-        // Ends right after the message the server says has nothing pending behind it,
-        // without waiting for one more.
+        // Ends after the tenant's last message at or before `last` (nothing pending
+        // behind it, or `last` itself), or before the first message past `last`.
         let events = futures::stream::unfold((messages, false), move |(mut messages, done)| {
             let stream_name = stream_name.clone();
             async move {
@@ -68,8 +67,18 @@ impl Ledger {
                     return None;
                 }
                 let message = messages.next().await?;
-                let last = matches!(&message, Ok(m) if m.info().is_ok_and(|i| i.pending == 0));
-                Some((decode(&stream_name, message), (messages, last)))
+                let info = message
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| m.info().ok().map(|i| (i.stream_sequence, i.pending)));
+                match info {
+                    Some((sequence, _)) if sequence > last => None,
+                    Some((sequence, pending)) => {
+                        let end = sequence == last || pending == 0;
+                        Some((decode(&stream_name, message), (messages, end)))
+                    }
+                    None => Some((decode(&stream_name, message), (messages, false))),
+                }
             }
         });
         Ok(Box::pin(events))
@@ -77,7 +86,7 @@ impl Ledger {
 
     /// The tenant's events from `from` on, waiting for new ones forever.
     pub async fn tail(&self, tenant: &TenantId, from: ReadFrom) -> Result<Events, LedgerError> {
-        let (consumer, stream_name) = self.ordered(tenant, &from).await?;
+        let (consumer, stream_name, _) = self.ordered(tenant, &from).await?;
         let messages = consumer
             .messages()
             .await
@@ -150,14 +159,28 @@ impl Ledger {
         &self,
         tenant: &TenantId,
         from: &ReadFrom,
-    ) -> Result<(consumer::Consumer<consumer::pull::OrderedConfig>, String), LedgerError> {
+    ) -> Result<
+        (
+            consumer::Consumer<consumer::pull::OrderedConfig>,
+            String,
+            u64,
+        ),
+        LedgerError,
+    > {
         let p = self.partitions();
         let stream_name = p.stream_of(tenant);
-        let stream = self
+        let mut stream = self
             .js
-            .get_stream_no_info(&stream_name)
+            .get_stream(&stream_name)
             .await
             .map_err(LedgerError::unavailable)?;
+        // The stream's last sequence before the consumer exists: `read` ends there.
+        let last = stream
+            .info()
+            .await
+            .map_err(LedgerError::unavailable)?
+            .state
+            .last_sequence;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: from
@@ -171,7 +194,7 @@ impl Ledger {
             })
             .await
             .map_err(LedgerError::unavailable)?;
-        Ok((consumer, stream_name))
+        Ok((consumer, stream_name, last))
     }
 }
 

@@ -92,6 +92,7 @@ impl RawRecords {
             | Event::ScheduleAssigned(_)
             | Event::ScheduleCycleDefined(_)
             | Event::ScheduleCycleAssigned(_)
+            | Event::ShiftSwapApproved(_)
             | Event::HolidayCalendarPublished(_)
             | Event::SpecialDatesSet(_)
             | Event::MakeUpPunchRequested(_)

@@ -14,7 +14,7 @@ use schemas::Actor;
 use schemas::events::RejectionReason;
 use schemas::ids::{DeviceSn, TenantId, ZoneName};
 
-use crate::device::Device;
+use gateway::simulator::Device;
 
 pub struct Harness {
     pub server: NatsServer,
@@ -91,9 +91,12 @@ async fn an_unknown_device_writes_nothing_but_one_sighting() {
     let h = harness(LedgerConfig::default()).await;
     let device = Device::new(h.addr, "NOBODY0001");
     for _ in 0..3 {
-        let answer = device.push(&["1\t2024-01-02 09:00:00\t0\t1\t0\t0"]).await;
+        let answer = device
+            .push(&["1\t2024-01-02 09:00:00\t0\t1\t0\t0"])
+            .await
+            .unwrap();
         assert_eq!(answer.status, 403);
-        assert_eq!(device.handshake().await.status, 403);
+        assert_eq!(device.handshake().await.unwrap().status, 403);
     }
     let system = raw_events(&h.ledger, &TenantId::system()).await;
     assert_eq!(
@@ -119,7 +122,7 @@ async fn a_bound_device_handshakes_and_its_good_lines_survive_bad_ones() {
     let h = harness(LedgerConfig::default()).await;
     bind(&h.ledger, &acme(), "CQZ1", since_2019()).await;
     let device = Device::new(h.addr, "CQZ1");
-    let hello = device.handshake().await;
+    let hello = device.handshake().await.unwrap();
     assert_eq!(hello.status, 200);
     assert!(
         hello.body.starts_with("GET OPTION FROM: CQZ1\n"),
@@ -134,7 +137,7 @@ async fn a_bound_device_handshakes_and_its_good_lines_survive_bad_ones() {
                 ZZZZZZZZZZ\t2047-02-30 19:13:30\t1\t90\t90\t1515870810\r\n\
                 \x20  17\t2020-02-24 10:54:18\t1\t0\t0\t0\r\n\
                 \x20   7\t2020-02-24 10:5";
-    let answer = device.push_raw(body.as_bytes()).await;
+    let answer = device.push_raw(body.as_bytes()).await.unwrap();
     assert_eq!((answer.status, answer.body.as_str()), (200, "OK: 5\n"));
 
     let raw = raw_records(&h.ledger, &acme()).await;
@@ -167,10 +170,10 @@ async fn no_ok_unless_stored_and_the_resend_after_an_outage_is_kept() {
         "2\t2021-05-06 09:01:00\t0\t1\t0\t0",
     ];
     // Make sure the binding is cached, so the outage is met by the append itself.
-    assert_eq!(device.handshake().await.status, 200);
+    assert_eq!(device.handshake().await.unwrap().status, 200);
 
     h.server.kill();
-    let refused = device.push(&lines).await;
+    let refused = device.push(&lines).await.unwrap();
     assert_ne!(
         refused.status, 200,
         "a device must not hear OK for records that were not stored"
@@ -178,13 +181,13 @@ async fn no_ok_unless_stored_and_the_resend_after_an_outage_is_kept() {
     assert!(!refused.body.starts_with("OK"));
 
     h.server.restart().await.unwrap();
-    let mut answer = device.push(&lines).await;
+    let mut answer = device.push(&lines).await.unwrap();
     for _ in 0..100 {
         if answer.status == 200 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        answer = device.push(&lines).await;
+        answer = device.push(&lines).await.unwrap();
     }
     assert_eq!(answer.body, "OK: 2\n");
     assert_eq!(raw_records(&h.ledger, &acme()).await.punches.len(), 2);
@@ -221,7 +224,7 @@ async fn the_real_device_histories_sent_four_times_count_once() {
     // First, as the machines would drain a backlog: 128 lines a POST, all three at once.
     let sends = devices.iter().zip(&bodies).map(|(d, body)| {
         let lines: Vec<&str> = gateway::protocol::attlog::lines(body).collect();
-        async move { d.push_all(&lines, 128).await }
+        async move { d.push_all(&lines, 128).await.unwrap() }
     });
     futures::future::join_all(sends).await;
     let once = raw_records(&h.ledger, &acme()).await;
@@ -237,14 +240,14 @@ async fn the_real_device_histories_sent_four_times_count_once() {
     for (device, body) in devices.iter().zip(&bodies) {
         let lines: Vec<&str> = gateway::protocol::attlog::lines(body).collect();
         assert_eq!(
-            device.push_raw(body.as_bytes()).await.body.trim(),
+            device.push_raw(body.as_bytes()).await.unwrap().body.trim(),
             format!("OK: {}", lines.len())
         );
         let backwards: Vec<&str> = lines.iter().rev().copied().collect();
-        device.push_all(&backwards, 50).await;
+        device.push_all(&backwards, 50).await.unwrap();
         let mut interleaved: Vec<&str> = lines.iter().step_by(2).copied().collect();
         interleaved.extend(lines.iter().skip(1).step_by(2));
-        device.push_all(&interleaved, 97).await;
+        device.push_all(&interleaved, 97).await.unwrap();
     }
     let four = raw_records(&h.ledger, &acme()).await;
     let again: HashSet<_> = four.punches.keys().copied().collect();

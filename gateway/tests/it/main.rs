@@ -1,6 +1,5 @@
 //! The gateway's integration tests.
 
-mod device;
 mod http;
 mod real_devices;
 

@@ -170,3 +170,74 @@ async fn tenants_do_not_see_each_other() {
     assert!(a.iter().all(|r| r.envelope.tenant == acme));
     assert!(g.iter().all(|r| r.envelope.tenant == globex));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_sharing_ack_slots_do_not_deadlock() {
+    // Regression: two append_many calls on clones of one Ledger each held ack slots
+    // while waiting for the other's, forever.
+    let w = world().await;
+    let acme = tenant("acme");
+    let batch = |sn: &str| (0..8_000).map(|i| punch(&acme, sn, i)).collect::<Vec<_>>();
+    let (a, b) = (batch("A"), batch("B"));
+    let (la, lb) = (w.ledger.clone(), w.ledger.clone());
+    let both = async move { tokio::join!(la.append_many(&a), lb.append_many(&b)) };
+    // A liveness bound, not a speed target: a deadlock fails here instead of hanging CI.
+    let (ra, rb) = tokio::time::timeout(std::time::Duration::from_secs(120), both)
+        .await
+        .expect("appenders deadlocked");
+    assert_eq!(ra.unwrap().len() + rb.unwrap().len(), 16_000);
+    assert_eq!(read_all(&w.ledger, &acme).await.len(), 16_000);
+}
+
+#[tokio::test]
+async fn a_retried_append_with_an_expectation_is_a_duplicate_not_a_conflict() {
+    // Regression: the server checks the expected sequence before de-duplication, so a
+    // retry after a lost ack said Conflict for an event that was stored.
+    let w = world().await;
+    let acme = tenant("acme");
+    let bound = device_bound(&acme, "SN1");
+    let first = w.ledger.append(&bound, Expected::Empty).await.unwrap();
+    let retry = w.ledger.append(&bound, Expected::Empty).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.sequence, first.sequence);
+    assert_eq!(read_all(&w.ledger, &acme).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_in_a_batch_stores_what_came_before_it_and_nothing_after() {
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append(&device_bound(&acme, "SN1"), Expected::Any)
+        .await
+        .unwrap();
+    let (p1, rival, p2) = (
+        punch(&acme, "SN1", 1),
+        device_bound(&acme, "SN1"),
+        punch(&acme, "SN1", 2),
+    );
+    let err = w
+        .ledger
+        .append_expecting(&[
+            (&p1, Expected::Any),
+            (&rival, Expected::Empty),
+            (&p2, Expected::Any),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Conflict { .. }));
+    let ids: Vec<_> = read_all(&w.ledger, &acme)
+        .await
+        .iter()
+        .map(|r| r.envelope.event_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        ids[1], p1.event_id,
+        "the event before the conflict is stored"
+    );
+    assert!(
+        !ids.contains(&p2.event_id),
+        "nothing after the conflict is sent"
+    );
+}

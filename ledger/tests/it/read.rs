@@ -77,3 +77,78 @@ async fn tail_delivers_what_is_appended_after_it_started() {
     assert_eq!(next.sequence, ack.sequence);
     assert_eq!(next.envelope, later);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ends_at_what_was_stored_when_it_was_called_while_writers_go_on() {
+    // Regression: read stopped only when nothing was pending, so a writer that stayed
+    // ahead kept it going, and it returned events stored after the call.
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append_many(
+            &(0..2_000)
+                .map(|i| punch(&acme, "SN1", i))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    let writer = {
+        let ledger = w.ledger.clone();
+        let acme = acme.clone();
+        tokio::spawn(async move {
+            for chunk in 0..40u32 {
+                let events: Vec<_> = (0..500)
+                    .map(|i| punch(&acme, "SN2", chunk * 500 + i))
+                    .collect();
+                ledger.append_many(&events).await.unwrap();
+            }
+        })
+    };
+    let stream = w.ledger.partitions().stream_of(&acme);
+    let last_before = w
+        .ledger
+        .jetstream()
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    let events: Vec<_> = w
+        .ledger
+        .read(&acme, ReadFrom::start())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let last_after = w
+        .ledger
+        .jetstream()
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    assert!(events.len() as u64 >= last_before.min(2_000));
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e.as_ref().unwrap().sequence)
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] + 1 == w[1]),
+        "in order, none skipped"
+    );
+    assert!(*sequences.last().unwrap() <= last_after);
+    writer.await.unwrap();
+    let total = read_all(&w.ledger, &acme).await.len();
+    assert_eq!(total, 22_000);
+    assert!(
+        events.len() < total,
+        "read did not wait for the writer to finish"
+    );
+}

@@ -227,6 +227,7 @@ catalogue! {
     ScheduleAssigned,
     ScheduleCycleDefined,
     ScheduleCycleAssigned,
+    ShiftSwapApproved,
     HolidayCalendarPublished,
     SpecialDatesSet,
     // corrections

@@ -255,6 +255,21 @@ domain_types! {
         pub shift: Option<ShiftId>,
     }
 
+    /// An approved shift swap (调班): the person works `with_person`'s shift of `date`,
+    /// or their own shift of `with_date` on `date`, and the other side takes theirs.
+    pub struct ShiftSwapApproved {
+        pub approval_id: crate::ids::ApprovalId,
+        pub rule_id: RuleId,
+        pub person_id: PersonId,
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::date))]
+        pub date: NaiveDate,
+        #[serde(default)]
+        pub with_person: Option<PersonId>,
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::opt_date))]
+        #[serde(default)]
+        pub with_date: Option<NaiveDate>,
+    }
+
     /// A repeating pattern of shifts and rest days (two-shift, three-shift, ...).
     pub struct ScheduleCycleDefined {
         pub cycle_id: CycleId,
@@ -329,6 +344,7 @@ keyed_by! {
     ShiftDefined => Shift(shift_id),
     ScheduleAssigned => Schedule(person_id),
     ScheduleCycleAssigned => Schedule(person_id),
+    ShiftSwapApproved => Schedule(person_id),
     ScheduleCycleDefined => Cycle(cycle_id),
     HolidayCalendarPublished => Calendar(calendar_id),
 }
