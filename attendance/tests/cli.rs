@@ -16,6 +16,40 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Starts `attendance up` on `data` and `port` with `extra` arguments and returns it once
+/// it has printed its banner. Its stdout keeps being drained so it never blocks.
+fn spawn_up(data: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--port",
+            &port.to_string(),
+            "--data",
+        ])
+        .arg(data)
+        .args(extra)
+        .env_remove("LEDGERCLOCK_NATS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("Ledgerclock is up"))
+        .expect("up prints its banner");
+    assert!(banner.contains(&port.to_string()));
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
 /// `attendance up` on a free port and a temporary data directory, returned once it says
 /// it is up. Killed on drop if a test fails before stopping it.
 struct Up {
@@ -28,30 +62,7 @@ impl Up {
     fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         let port = ledger::nats_server::free_port().unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "up",
-                "--listen",
-                "127.0.0.1:0",
-                "--port",
-                &port.to_string(),
-                "--data",
-            ])
-            .arg(data.path())
-            .env_remove("LEDGERCLOCK_NATS")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = lines
-            .by_ref()
-            .map(Result::unwrap)
-            .find(|l| l.contains("Ledgerclock is up"))
-            .expect("up prints its banner");
-        assert!(banner.contains(&port.to_string()));
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let child = spawn_up(data.path(), port, &[]);
         Self {
             child,
             url: format!("nats://127.0.0.1:{port}"),
@@ -60,8 +71,7 @@ impl Up {
     }
 
     fn interrupt(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        signal(&self.child, nix::sys::signal::Signal::SIGINT);
         self.child.wait().unwrap()
     }
 }
@@ -141,52 +151,17 @@ fn a_killed_up_takes_its_nats_server_with_it() {
 #[test]
 fn a_second_up_on_the_same_data_loads_no_demo_twice() {
     let data = tempfile::tempdir().unwrap();
-    let port = ledger::nats_server::free_port().unwrap().to_string();
+    let port = ledger::nats_server::free_port().unwrap();
     for _ in 0..2 {
-        let mut child = Command::new(BIN)
-            .args(["up", "--listen", "127.0.0.1:0", "--port", &port, "--data"])
-            .arg(data.path())
-            .env_remove("LEDGERCLOCK_NATS")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.map(Result::unwrap) {
-            if line.contains("Ledgerclock is up") {
-                break;
-            }
-        }
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        assert!(child.wait().unwrap().success());
+        let mut up = spawn_up(data.path(), port, &[]);
+        signal(&up, nix::sys::signal::Signal::SIGTERM);
+        assert!(up.wait().unwrap().success());
     }
     // Read the store back with a third run and count the demo tenant's events.
-    let mut up = Command::new(BIN)
-        .args([
-            "up",
-            "--no-demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--port",
-            &port,
-            "--data",
-        ])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(up.stdout.take().unwrap()).lines();
-    for line in lines.map(Result::unwrap) {
-        if line.contains("Ledgerclock is up") {
-            break;
-        }
-    }
+    let mut up = spawn_up(data.path(), port, &["--no-demo"]);
     let url = format!("nats://127.0.0.1:{port}");
     let tail = attendance(&["events", "tail", "--nats", &url, "--tenant", "demo"]);
-    let pid = nix::unistd::Pid::from_raw(up.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    signal(&up, nix::sys::signal::Signal::SIGINT);
     assert!(up.wait().unwrap().success());
     assert_eq!(
         stdout(&tail).lines().count(),
