@@ -25,6 +25,37 @@ pub enum DeviceCommand {
     Rename(RenameArgs),
     /// Unbind a device: it may be bound again; `CLEAR DATA` is queued for it.
     Unbind(UnbindArgs),
+    /// Queue a command for the device's next poll: info, check or reboot.
+    Command(CommandArgs),
+    /// Ask the device to send a range of its records again (re-upload attendance data).
+    Reupload(ReuploadArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SimpleCommand {
+    Info,
+    Check,
+    Reboot,
+}
+
+#[derive(Debug, Args)]
+pub struct CommandArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(value_enum)]
+    command: SimpleCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ReuploadArgs {
+    #[command(flatten)]
+    common: Common,
+    /// First day to send again (device local date, YYYY-MM-DD).
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last day to send again, inclusive.
+    #[arg(long)]
+    to: NaiveDate,
 }
 
 #[derive(Debug, Args)]
@@ -102,8 +133,78 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             println!("unbound {sn} from {tenant}; CLEAR DATA queued for the device");
             ledger.drain().await?;
         }
+        DeviceCommand::Command(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
+            let command = match args.command {
+                SimpleCommand::Info => schemas::events::DeviceCommand::Info,
+                SimpleCommand::Check => schemas::events::DeviceCommand::Check,
+                SimpleCommand::Reboot => schemas::events::DeviceCommand::Reboot,
+            };
+            let id =
+                gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, Utc::now())
+                    .await?;
+            println!("queued command {id} for {sn}");
+            ledger.drain().await?;
+        }
+        DeviceCommand::Reupload(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
+            if args.to < args.from {
+                return Err(ledger::LedgerError::Rejected(format!(
+                    "--to {} is before --from {}",
+                    args.to, args.from
+                ))
+                .into());
+            }
+            let (start, end) = (
+                args.from.and_time(chrono::NaiveTime::MIN),
+                args.to.and_hms_opt(23, 59, 59).unwrap_or_default(),
+            );
+            let now = Utc::now();
+            let request = schemas::events::ReuploadRequested {
+                request_id: schemas::ids::RequestId::from(
+                    format!("reupload-{}-{}", sn, now.timestamp_millis()).as_str(),
+                ),
+                sns: vec![sn.clone()],
+                start,
+                end,
+                badge_numbers: vec![],
+            };
+            ledger
+                .append(
+                    &schemas::Envelope::new(tenant.clone(), actor.clone(), request, now),
+                    ledger::Expected::Any,
+                )
+                .await?;
+            let command = schemas::events::DeviceCommand::QueryAttendance {
+                start,
+                end,
+                badge_numbers: vec![],
+            };
+            let id =
+                gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, now).await?;
+            println!(
+                "queued re-upload of {} to {} as command {id} for {sn}",
+                args.from, args.to
+            );
+            ledger.drain().await?;
+        }
     }
     Ok(())
+}
+
+/// The SN, if it is bound to `tenant`; refused otherwise.
+async fn bound_sn(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    sn: &str,
+) -> anyhow::Result<schemas::ids::DeviceSn> {
+    let sn = admin::valid_sn(sn).map_err(admin::AdminError::from)?;
+    match admin::lookup(ledger, &sn).await? {
+        Some(binding) if &binding.tenant == tenant => Ok(sn),
+        _ => Err(admin::AdminError::from(admin::Refusal::NotBound(sn)).into()),
+    }
 }
 
 async fn open(common: &Common) -> anyhow::Result<(Ledger, TenantId, Actor)> {

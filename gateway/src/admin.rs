@@ -5,8 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::{Expected, Ledger, LedgerError};
 use schemas::events::{
-    DeviceBound, DeviceClaimed, DeviceCommand, DeviceCommandQueued, DeviceReleased, DeviceRenamed,
-    DeviceUnbound,
+    DeviceBound, DeviceClaimed, DeviceCommand, DeviceReleased, DeviceRenamed, DeviceUnbound,
 };
 use schemas::ids::{DeviceSn, TenantId, ZoneName};
 use schemas::{Actor, Aggregate, AggregateKind, Envelope, Event};
@@ -166,6 +165,25 @@ async fn current_claim(
     })
 }
 
+/// Whose command queue a device polls: the tenant that holds it, or the tenant that
+/// released it last (so an unbound device still receives its `CLEAR DATA`).
+pub fn command_tenant(claim: Option<&Event>) -> Option<TenantId> {
+    match claim {
+        Some(Event::DeviceClaimed(c)) => Some(c.tenant.clone()),
+        Some(Event::DeviceReleased(r)) => Some(r.tenant.clone()),
+        _ => None,
+    }
+}
+
+/// The tenant whose commands `sn` polls, as the ledger has it now.
+pub async fn lookup_command_tenant(
+    ledger: &Ledger,
+    sn: &DeviceSn,
+) -> Result<Option<TenantId>, LedgerError> {
+    let (claim, _) = current_claim(ledger, sn).await?;
+    Ok(command_tenant(claim.as_ref()))
+}
+
 /// The binding of `sn` as the ledger has it now.
 pub async fn lookup(ledger: &Ledger, sn: &DeviceSn) -> Result<Option<Binding>, LedgerError> {
     let (claim, _) = current_claim(ledger, sn).await?;
@@ -202,20 +220,19 @@ pub async fn unbind(
     let release = Envelope::new(TenantId::system(), actor.clone(), released, now);
     ledger.append(&release, expected).await?;
     let unbound = Envelope::new(tenant.clone(), actor.clone(), unbound, now).caused_by(&release);
-    let clear = Envelope::new(
-        tenant.clone(),
+    ledger.append(&unbound, Expected::Any).await?;
+    // A released device may still poll for this tenant's commands (see
+    // `command_tenant`), so it receives its wipe while its uploads are refused.
+    crate::commands::queue(
+        ledger,
+        tenant,
+        sn,
+        DeviceCommand::ClearData,
+        None,
         actor,
-        DeviceCommandQueued {
-            sn: sn.clone(),
-            command_id: now.timestamp_millis().unsigned_abs(),
-            command: DeviceCommand::ClearData,
-            expires_at: None,
-            retry_of: None,
-        },
         now,
     )
-    .caused_by(&unbound);
-    ledger.append_many(&[unbound, clear]).await?;
+    .await?;
     Ok(())
 }
 

@@ -119,6 +119,33 @@ impl Gateway {
         }
     }
 
+    /// Resolves whose command queue a polling device reads: a bound device's tenant, or
+    /// the tenant that unbound it (it still gets its `CLEAR DATA`). Unknown: refused.
+    async fn command_target(
+        &self,
+        query: &HashMap<String, String>,
+        uri: &Uri,
+        peer: SocketAddr,
+    ) -> Result<(TenantId, DeviceSn), Response> {
+        let Some(sn) = query.get("SN").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+            return Err((StatusCode::BAD_REQUEST, "SN is required\n").into_response());
+        };
+        let Ok(sn) = crate::admin::valid_sn(sn) else {
+            return Err((StatusCode::BAD_REQUEST, "invalid SN\n").into_response());
+        };
+        match crate::admin::lookup_command_tenant(&self.inner.ledger, &sn).await {
+            Ok(Some(tenant)) => Ok((tenant, sn)),
+            Ok(None) => {
+                self.record_unknown(&sn, uri, peer).await;
+                Err((StatusCode::FORBIDDEN, "device not bound\n").into_response())
+            }
+            Err(e) => {
+                tracing::error!(%sn, error = %e, "cannot read the device binding");
+                Err(unavailable())
+            }
+        }
+    }
+
     async fn record_unknown(&self, sn: &DeviceSn, uri: &Uri, peer: SocketAddr) {
         let now = self.now();
         {
@@ -222,10 +249,41 @@ async fn get_request(
     ConnectInfo(peer): Peer,
     uri: Uri,
 ) -> Response {
-    match gw.device(&q, &uri, peer).await {
-        // No command queue is served yet: "OK" means nothing to do.
-        Ok(_) => text("OK\n".into()),
-        Err(response) => response,
+    let (tenant, sn) = match gw.command_target(&q, &uri, peer).await {
+        Ok(target) => target,
+        Err(response) => return response,
+    };
+    let now = gw.now();
+    let ledger = &gw.inner.ledger;
+    let result = async {
+        let (queue, _) = crate::commands::load(ledger, &tenant, &sn).await?;
+        let (deliver, events) = crate::commands::poll(&queue, &sn, now);
+        // Recorded as delivered before the device hears of them: a lost reply is
+        // redelivered later, a lost record would never be.
+        let envelopes: Vec<Envelope> = events
+            .into_iter()
+            .map(|e| Envelope::new(tenant.clone(), Actor::Device { sn: sn.clone() }, e, now))
+            .collect();
+        ledger.append_many(&envelopes).await?;
+        Ok::<_, ledger::LedgerError>(deliver)
+    }
+    .await;
+    match result {
+        Ok(deliver) if deliver.is_empty() => text("OK\n".into()),
+        Ok(deliver) => {
+            tracing::info!(sn = %sn, commands = deliver.len(), "commands delivered");
+            let lines: String = deliver
+                .iter()
+                .map(|(id, command)| {
+                    format!("C:{id}:{}\n", crate::protocol::commands::render(command))
+                })
+                .collect();
+            text(lines)
+        }
+        Err(e) => {
+            tracing::error!(sn = %sn, error = %e, "cannot serve commands");
+            unavailable()
+        }
     }
 }
 
@@ -236,12 +294,35 @@ async fn device_cmd(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    match gw.device(&q, &uri, peer).await {
-        Ok(binding) => {
-            tracing::info!(sn = %binding.sn, results = %String::from_utf8_lossy(&body).escape_debug(), "command results received");
+    let (tenant, sn) = match gw.command_target(&q, &uri, peer).await {
+        Ok(target) => target,
+        Err(response) => return response,
+    };
+    let now = gw.now();
+    let (posted, skipped) =
+        crate::protocol::commands::parse_results(&String::from_utf8_lossy(&body));
+    for line in &skipped {
+        tracing::warn!(sn = %sn, line = %line.escape_debug(), "command result not understood");
+    }
+    let ledger = &gw.inner.ledger;
+    let result = async {
+        let (queue, _) = crate::commands::load(ledger, &tenant, &sn).await?;
+        let envelopes: Vec<Envelope> = crate::commands::results(&queue, &sn, &posted)
+            .into_iter()
+            .map(|e| Envelope::new(tenant.clone(), Actor::Device { sn: sn.clone() }, e, now))
+            .collect();
+        ledger.append_many(&envelopes).await
+    }
+    .await;
+    match result {
+        Ok(stored) => {
+            tracing::info!(sn = %sn, results = posted.len(), recorded = stored.len(), "command results");
             text("OK\n".into())
         }
-        Err(response) => response,
+        Err(e) => {
+            tracing::error!(sn = %sn, error = %e, "cannot record command results; the device will send them again");
+            unavailable()
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! pending commands are read from events, so any gateway instance serves any device.
 
 pub mod admin;
+pub mod commands;
 pub mod http;
 pub mod ingest;
 pub mod protocol;

@@ -1,4 +1,5 @@
 //! The ZKTeco PUSH / ADMS protocol, as pure functions over text: no HTTP, no I/O.
 
 pub mod attlog;
+pub mod commands;
 pub mod options;

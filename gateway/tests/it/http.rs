@@ -271,3 +271,123 @@ async fn the_real_device_histories_sent_four_times_count_once() {
     );
     assert!(four.punches.values().all(|p| p.received >= 3));
 }
+
+#[tokio::test]
+async fn commands_are_served_from_events_by_any_gateway_and_their_results_recorded() {
+    let h = harness(LedgerConfig::default()).await;
+    bind(&h.ledger, &acme(), "CQZ3", since_2019()).await;
+    let sn = DeviceSn::from("CQZ3");
+    let actor = || Actor::System {
+        component: "test".into(),
+    };
+    let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let info = gateway::commands::queue(
+        &h.ledger,
+        &acme(),
+        &sn,
+        schemas::events::DeviceCommand::Info,
+        None,
+        actor(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let reupload = schemas::events::DeviceCommand::QueryAttendance {
+        start: day.and_hms_opt(0, 0, 0).unwrap(),
+        end: day.and_hms_opt(23, 59, 59).unwrap(),
+        badge_numbers: vec![],
+    };
+    let query =
+        gateway::commands::queue(&h.ledger, &acme(), &sn, reupload, None, actor(), Utc::now())
+            .await
+            .unwrap();
+    assert_eq!((info, query), (1, 2));
+
+    // A second gateway instance on the same ledger serves the device: nothing is kept
+    // in a gateway's memory.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = listener.local_addr().unwrap();
+    tokio::spawn(gateway::http::run(
+        Gateway::new(h.ledger.clone(), Arc::new(Utc::now)),
+        listener,
+        std::future::pending(),
+    ));
+
+    let device = Device::new(other, "CQZ3");
+    let poll = device
+        .request("GET", "/iclock/getrequest?SN=CQZ3", b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        poll.body,
+        "C:1:INFO\nC:2:DATA QUERY ATTLOG StartTime=2026-11-01 00:00:00\tEndTime=2026-11-01 23:59:59\n"
+    );
+    let again = Device::new(h.addr, "CQZ3")
+        .request("GET", "/iclock/getrequest?SN=CQZ3", b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.body, "OK\n",
+        "delivered commands are not handed over again at once"
+    );
+
+    let results = device
+        .request(
+            "POST",
+            "/iclock/devicecmd?SN=CQZ3",
+            b"ID=1&Return=0&CMD=INFO\nID=2&Return=-1002&CMD=DATA\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.body, "OK\n");
+    let kinds = raw_events(&h.ledger, &acme()).await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| k.starts_with("DeviceCommand"))
+            .copied()
+            .collect::<Vec<_>>(),
+        [
+            "DeviceCommandQueued",
+            "DeviceCommandQueued",
+            "DeviceCommandDelivered",
+            "DeviceCommandDelivered",
+            "DeviceCommandAcknowledged",
+            "DeviceCommandFailed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unbound_device_gets_its_clear_data_but_may_not_upload() {
+    let h = harness(LedgerConfig::default()).await;
+    bind(&h.ledger, &acme(), "CQZ4", since_2019()).await;
+    let sn = DeviceSn::from("CQZ4");
+    admin::unbind(
+        &h.ledger,
+        &acme(),
+        &sn,
+        Actor::System {
+            component: "test".into(),
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let device = Device::new(h.addr, "CQZ4");
+    let poll = device
+        .request("GET", "/iclock/getrequest?SN=CQZ4", b"")
+        .await
+        .unwrap();
+    assert_eq!(poll.body, "C:1:CLEAR DATA\n");
+    let upload = device
+        .push(&["1\t2024-01-02 09:00:00\t0\t1\t0\t0"])
+        .await
+        .unwrap();
+    assert_eq!(upload.status, 403);
+    assert!(
+        !raw_events(&h.ledger, &acme())
+            .await
+            .contains(&"PunchesRecorded")
+    );
+}
