@@ -12,9 +12,71 @@ use crate::cli::NatsArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Devices: bind, rename, unbind.
+    /// Devices: bind, rename, unbind, commands, re-upload.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// People: hire, update, remove (badge numbers: 1-9 digits, unique in the tenant).
+    #[command(subcommand)]
+    Person(PersonCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    Hire(HireArgs),
+    Update(UpdateArgs),
+    /// The person leaves; their history stays.
+    Remove(RemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PersonCommon {
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[arg(long)]
+    tenant: String,
+    /// The person's id in the tenant (e.g. the HR system's).
+    #[arg(long)]
+    id: String,
+    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
+    user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HireArgs {
+    #[command(flatten)]
+    common: PersonCommon,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    department: String,
+    #[arg(long)]
+    badge: Option<String>,
+    /// Default: today.
+    #[arg(long)]
+    hired_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    common: PersonCommon,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    department: Option<String>,
+    #[arg(long)]
+    badge: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    common: PersonCommon,
+    /// The last working day. Default: today.
+    #[arg(long)]
+    on: Option<NaiveDate>,
+    #[arg(long)]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,7 +165,10 @@ pub struct UnbindArgs {
 }
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
-    let AdminCommand::Device(command) = command;
+    let command = match command {
+        AdminCommand::Device(command) => command,
+        AdminCommand::Person(command) => return person(command).await,
+    };
     match command {
         DeviceCommand::Bind(args) => {
             let (ledger, tenant, actor) = open(&args.common).await?;
@@ -216,4 +281,68 @@ async fn open(common: &Common) -> anyhow::Result<(Ledger, TenantId, Actor)> {
         user_id: UserId::from(common.user.as_str()),
     };
     Ok((ledger, tenant, actor))
+}
+
+async fn person(command: PersonCommand) -> anyhow::Result<()> {
+    use gateway::people::{self, Hire, Update};
+    use schemas::ids::{DepartmentId, PersonId};
+
+    let common = match &command {
+        PersonCommand::Hire(a) => &a.common,
+        PersonCommand::Update(a) => &a.common,
+        PersonCommand::Remove(a) => &a.common,
+    };
+    let tenant = TenantId::parse(&common.tenant)
+        .map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
+    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
+    ledger.provision().await?;
+    let actor = Actor::User {
+        user_id: UserId::from(common.user.as_str()),
+    };
+    let id = PersonId::from(common.id.as_str());
+    let now = Utc::now();
+    let roster = people::load(&ledger, &tenant).await?;
+    let (events, said): (Vec<schemas::Event>, String) = match &command {
+        PersonCommand::Hire(a) => {
+            let hire = Hire {
+                person_id: id.clone(),
+                name: a.name.clone(),
+                department: DepartmentId::from(a.department.as_str()),
+                badge: a.badge.clone(),
+                hired_on: a.hired_on.unwrap_or_else(|| now.date_naive()),
+            };
+            (
+                vec![people::decide_hire(&roster, &hire)?.into()],
+                format!("hired {id}"),
+            )
+        }
+        PersonCommand::Update(a) => {
+            let update = Update {
+                name: a.name.clone(),
+                department: a.department.as_deref().map(DepartmentId::from),
+                badge: a.badge.clone(),
+            };
+            (
+                people::decide_update(&roster, &id, &update)?,
+                format!("updated {id}"),
+            )
+        }
+        PersonCommand::Remove(a) => {
+            let left = people::decide_remove(
+                &roster,
+                &id,
+                a.on.unwrap_or_else(|| now.date_naive()),
+                a.reason.clone(),
+            )?;
+            (vec![left.into()], format!("{id} left"))
+        }
+    };
+    let envelopes: Vec<_> = events
+        .into_iter()
+        .map(|e| schemas::Envelope::new(tenant.clone(), actor.clone(), e, now))
+        .collect();
+    ledger.append_many(&envelopes).await?;
+    println!("{said}");
+    ledger.drain().await?;
+    Ok(())
 }

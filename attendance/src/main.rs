@@ -38,6 +38,9 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(e) = e.downcast_ref::<ledger::LedgerError>() {
         return e.exit_code();
     }
+    if e.downcast_ref::<gateway::people::PersonRefusal>().is_some() {
+        return 65;
+    }
     match e.downcast_ref::<gateway::admin::AdminError>() {
         Some(gateway::admin::AdminError::Refused(_)) => 65,
         Some(gateway::admin::AdminError::Ledger(e)) => e.exit_code(),

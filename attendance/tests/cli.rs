@@ -290,3 +290,71 @@ fn a_device_bound_to_one_tenant_cannot_be_bound_by_another() {
     );
     up.interrupt();
 }
+
+#[test]
+fn people_are_hired_updated_and_removed_with_badge_rules() {
+    let mut up = Up::start();
+    let person = |args: &[&str]| {
+        let mut all = vec!["admin", "person"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--nats", &up.url, "--tenant", "acme"]);
+        attendance(&all)
+    };
+    let hired = person(&[
+        "hire",
+        "--id",
+        "p1",
+        "--name",
+        "Li Wei",
+        "--department",
+        "eng",
+        "--badge",
+        "1001",
+    ]);
+    assert_eq!(stdout(&hired).trim(), "hired p1");
+    let taken = person(&[
+        "hire",
+        "--id",
+        "p2",
+        "--name",
+        "Wang Fang",
+        "--department",
+        "eng",
+        "--badge",
+        "1001",
+    ]);
+    assert_eq!(taken.status.code(), Some(65));
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("badge number 1001 already belongs to p1")
+    );
+    let long = person(&[
+        "hire",
+        "--id",
+        "p2",
+        "--name",
+        "Wang Fang",
+        "--department",
+        "eng",
+        "--badge",
+        "1234567890",
+    ]);
+    assert_eq!(long.status.code(), Some(65));
+    assert_eq!(
+        stdout(&person(&["update", "--id", "p1", "--badge", "2002"])).trim(),
+        "updated p1"
+    );
+    assert_eq!(stdout(&person(&["remove", "--id", "p1"])).trim(), "p1 left");
+    let again = person(&["remove", "--id", "p1"]);
+    assert_eq!(again.status.code(), Some(65));
+    let tail = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "acme"]);
+    let kinds: Vec<_> = stdout(&tail)
+        .lines()
+        .map(|l| schemas::Envelope::from_json(l).unwrap().event.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["PersonHired", "BadgeNumberAssigned", "PersonLeft"],
+        "refusals appended nothing"
+    );
+    up.interrupt();
+}

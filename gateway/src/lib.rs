@@ -15,5 +15,6 @@ pub mod admin;
 pub mod commands;
 pub mod http;
 pub mod ingest;
+pub mod people;
 pub mod protocol;
 pub mod simulator;
