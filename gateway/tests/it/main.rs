@@ -1,6 +1,7 @@
 //! The gateway's integration tests.
 
 mod http;
+mod parser_properties;
 mod real_devices;
 
 use std::path::PathBuf;
