@@ -100,12 +100,7 @@ impl Gateway {
         uri: &Uri,
         peer: SocketAddr,
     ) -> Result<Binding, Response> {
-        let Some(sn) = query.get("SN").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
-            return Err((StatusCode::BAD_REQUEST, "SN is required\n").into_response());
-        };
-        let Ok(sn) = crate::admin::valid_sn(sn) else {
-            return Err((StatusCode::BAD_REQUEST, "invalid SN\n").into_response());
-        };
+        let sn = request_sn(query)?;
         match self.binding(&sn).await {
             Ok(Some(binding)) => Ok(binding),
             Ok(None) => {
@@ -127,12 +122,7 @@ impl Gateway {
         uri: &Uri,
         peer: SocketAddr,
     ) -> Result<(TenantId, DeviceSn), Response> {
-        let Some(sn) = query.get("SN").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
-            return Err((StatusCode::BAD_REQUEST, "SN is required\n").into_response());
-        };
-        let Ok(sn) = crate::admin::valid_sn(sn) else {
-            return Err((StatusCode::BAD_REQUEST, "invalid SN\n").into_response());
-        };
+        let sn = request_sn(query)?;
         match crate::admin::lookup_command_tenant(&self.inner.ledger, &sn).await {
             Ok(Some(tenant)) => Ok((tenant, sn)),
             Ok(None) => {
@@ -180,6 +170,15 @@ impl Gateway {
             tracing::error!(%sn, error = %e, "cannot record an unknown device");
         }
     }
+}
+
+/// The `SN=` of a request, checked.
+fn request_sn(query: &HashMap<String, String>) -> Result<DeviceSn, Response> {
+    let Some(sn) = query.get("SN").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+        return Err((StatusCode::BAD_REQUEST, "SN is required\n").into_response());
+    };
+    crate::admin::valid_sn(sn)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid SN\n").into_response())
 }
 
 type Params = Query<HashMap<String, String>>;
