@@ -100,7 +100,7 @@ impl Gateway {
         uri: &Uri,
         peer: SocketAddr,
     ) -> Result<Binding, Response> {
-        let sn = request_sn(query)?;
+        let sn = request_sn(query).map_err(|why| (StatusCode::BAD_REQUEST, why).into_response())?;
         match self.binding(&sn).await {
             Ok(Some(binding)) => Ok(binding),
             Ok(None) => {
@@ -122,7 +122,7 @@ impl Gateway {
         uri: &Uri,
         peer: SocketAddr,
     ) -> Result<(TenantId, DeviceSn), Response> {
-        let sn = request_sn(query)?;
+        let sn = request_sn(query).map_err(|why| (StatusCode::BAD_REQUEST, why).into_response())?;
         match crate::admin::lookup_command_tenant(&self.inner.ledger, &sn).await {
             Ok(Some(tenant)) => Ok((tenant, sn)),
             Ok(None) => {
