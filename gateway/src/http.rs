@@ -172,13 +172,14 @@ impl Gateway {
     }
 }
 
-/// The `SN=` of a request, checked.
-fn request_sn(query: &HashMap<String, String>) -> Result<DeviceSn, Response> {
-    let Some(sn) = query.get("SN").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
-        return Err((StatusCode::BAD_REQUEST, "SN is required\n").into_response());
-    };
-    crate::admin::valid_sn(sn)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid SN\n").into_response())
+/// The `SN=` of a request, checked; else why not.
+fn request_sn(query: &HashMap<String, String>) -> Result<DeviceSn, &'static str> {
+    let sn = query
+        .get("SN")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .ok_or("SN is required\n")?;
+    crate::admin::valid_sn(sn).map_err(|_| "invalid SN\n")
 }
 
 type Params = Query<HashMap<String, String>>;
