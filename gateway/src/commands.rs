@@ -160,15 +160,7 @@ pub async fn load(
     use futures::StreamExt;
     let aggregate = schemas::Aggregate::new(schemas::AggregateKind::DeviceCommands, sn.as_str());
     let filter = ledger.partitions().event_subject(tenant, &aggregate);
-    let mut events = ledger
-        .read(
-            tenant,
-            ledger::ReadFrom {
-                sequence: 1,
-                filter: Some(filter),
-            },
-        )
-        .await?;
+    let mut events = ledger.read(tenant, ledger::ReadFrom::only(filter)).await?;
     let mut queue = CommandQueue::default();
     let mut last = 0;
     while let Some(recorded) = events.next().await {

@@ -101,17 +101,8 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Result<Binding, Response> {
         let sn = request_sn(query).map_err(|why| (StatusCode::BAD_REQUEST, why).into_response())?;
-        match self.binding(&sn).await {
-            Ok(Some(binding)) => Ok(binding),
-            Ok(None) => {
-                self.record_unknown(&sn, uri, peer).await;
-                Err((StatusCode::FORBIDDEN, "device not bound\n").into_response())
-            }
-            Err(e) => {
-                tracing::error!(%sn, error = %e, "cannot read the device binding");
-                Err(unavailable())
-            }
-        }
+        let found = self.binding(&sn).await;
+        self.known(&sn, found, uri, peer).await
     }
 
     /// Resolves whose command queue a polling device reads: a bound device's tenant, or
@@ -123,10 +114,24 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Result<(TenantId, DeviceSn), Response> {
         let sn = request_sn(query).map_err(|why| (StatusCode::BAD_REQUEST, why).into_response())?;
-        match crate::admin::lookup_command_tenant(&self.inner.ledger, &sn).await {
-            Ok(Some(tenant)) => Ok((tenant, sn)),
+        let found = crate::admin::lookup_command_tenant(&self.inner.ledger, &sn).await;
+        let tenant = self.known(&sn, found, uri, peer).await?;
+        Ok((tenant, sn))
+    }
+
+    /// One policy for every lookup of a device: found goes on; not found is refused and
+    /// recorded as an unknown device; a ledger that cannot answer makes the device retry.
+    async fn known<T>(
+        &self,
+        sn: &DeviceSn,
+        found: Result<Option<T>, ledger::LedgerError>,
+        uri: &Uri,
+        peer: SocketAddr,
+    ) -> Result<T, Response> {
+        match found {
+            Ok(Some(found)) => Ok(found),
             Ok(None) => {
-                self.record_unknown(&sn, uri, peer).await;
+                self.record_unknown(sn, uri, peer).await;
                 Err((StatusCode::FORBIDDEN, "device not bound\n").into_response())
             }
             Err(e) => {

@@ -227,15 +227,7 @@ pub async fn load(
     let filter = ledger
         .partitions()
         .kind_filter(tenant, schemas::AggregateKind::Person);
-    let mut events = ledger
-        .read(
-            tenant,
-            ledger::ReadFrom {
-                sequence: 1,
-                filter: Some(filter),
-            },
-        )
-        .await?;
+    let mut events = ledger.read(tenant, ledger::ReadFrom::only(filter)).await?;
     let mut roster = Roster::default();
     while let Some(recorded) = events.next().await {
         roster.apply(&recorded?.envelope.event);

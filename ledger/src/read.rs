@@ -36,6 +36,14 @@ impl ReadFrom {
         }
     }
 
+    /// From the beginning, only the subjects `filter` matches.
+    pub fn only(filter: String) -> Self {
+        Self {
+            sequence: 1,
+            filter: Some(filter),
+        }
+    }
+
     pub fn after(checkpoint: u64) -> Self {
         Self {
             sequence: checkpoint + 1,
