@@ -34,6 +34,9 @@ pub enum Command {
     /// Append events from a JSON-lines file, or print a tenant's events.
     #[command(subcommand)]
     Events(crate::events::EventsCommand),
+    /// Rebuild and print reports from events: daily or raw, from a JSON-lines file
+    /// (no server needed) or a tenant's stream. Auditors use it to explain any report.
+    Replay(crate::replay::ReplayArgs),
     /// Measure throughput against a raw JetStream baseline from the same run.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -85,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(command) => crate::admin::run(command).await,
         Command::Streams(args) => streams(args).await,
         Command::Events(command) => crate::events::run(command).await,
+        Command::Replay(args) => crate::replay::run(args).await,
         Command::Bench(command) => crate::bench::run(command).await,
     }
 }

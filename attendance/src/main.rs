@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod demo;
 mod events;
+mod replay;
 mod serve;
 mod up;
 

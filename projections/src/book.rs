@@ -1,0 +1,715 @@
+//! A tenant's book: every fact the judge needs, folded from the stream, and the daily
+//! reports it makes. The fold is idempotent for punches (a punch id counts once however
+//! often it arrives) and keeps every correction beside what it corrects.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use schemas::events::{
+    CalendarDayKind, HolidayCalendarPublished, Punch, RuleKind, RuleMembershipSet, RuleVersionDefined,
+    ScheduleCycleAssigned, ScheduleCycleDefined, ShiftDefined, ShiftSwapApproved, SpecialDate,
+    SpecialDateKind, Unscheduled, Weekday,
+};
+use schemas::ids::{
+    BadgeNumber, CalendarId, CycleId, DepartmentId, PersonId, PunchId, RuleId, ShiftId, TenantId,
+};
+use schemas::{Actor, Envelope, Event};
+use serde::Serialize;
+
+use crate::calendar;
+use crate::judge::{
+    self, Approval, ApprovalKind, Calibration, Day, DayPlan, DayType, Judged, RuleRef, ShiftRef, Work,
+};
+use crate::raw::RawRecords;
+use crate::time::{self, Span};
+
+#[derive(Debug, Clone)]
+struct Department {
+    name: String,
+    parent: Option<DepartmentId>,
+}
+
+#[derive(Debug, Clone)]
+struct Person {
+    name: String,
+    department_id: DepartmentId,
+    hired_on: NaiveDate,
+    left_on: Option<NaiveDate>,
+}
+
+/// Everything known about one tenant, in the order the stream said it.
+#[derive(Debug, Default)]
+pub struct Book {
+    order: u64,
+    departments: HashMap<DepartmentId, Department>,
+    people: BTreeMap<PersonId, Person>,
+    /// Who held a badge number from when: (from, order, person).
+    badges: HashMap<BadgeNumber, Vec<(DateTime<Utc>, u64, PersonId)>>,
+    rules: HashMap<RuleId, Vec<RuleVersionDefined>>,
+    memberships: Vec<(u64, RuleMembershipSet)>,
+    shifts: HashMap<ShiftId, ShiftDefined>,
+    /// (person, date) → (order, rule, shift).
+    schedule: HashMap<(PersonId, NaiveDate), (u64, RuleId, Option<ShiftId>)>,
+    cycles: HashMap<CycleId, ScheduleCycleDefined>,
+    cycle_assignments: HashMap<PersonId, Vec<(u64, ScheduleCycleAssigned)>>,
+    swaps: Vec<ShiftSwapApproved>,
+    calendars: HashMap<(CalendarId, i32), HolidayCalendarPublished>,
+    special: HashMap<(RuleId, NaiveDate), SpecialDate>,
+    punches: HashMap<PunchId, Punch>,
+    approvals: HashMap<PersonId, Vec<Approval>>,
+    calibrations: HashMap<PersonId, Vec<Calibration>>,
+    raw: RawRecords,
+}
+
+/// Which days to report.
+#[derive(Debug, Clone, Default)]
+pub struct DailyQuery {
+    /// Empty: everyone.
+    pub people: Vec<PersonId>,
+    /// This department and the ones under it.
+    pub department: Option<DepartmentId>,
+    /// Inclusive; default: the dates of the first and last punch.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// A daily report row: who, and their judged day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyReport {
+    pub person_id: PersonId,
+    pub person: String,
+    pub department_id: DepartmentId,
+    pub department: String,
+    #[serde(flatten)]
+    pub day: Judged,
+}
+
+/// A raw punch with the person it resolves to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawRow<'a> {
+    pub punch: &'a Punch,
+    pub person_id: Option<&'a PersonId>,
+    pub person: Option<&'a str>,
+    pub received: u32,
+}
+
+fn actor_label(actor: &Actor) -> String {
+    match actor {
+        Actor::System { component } => format!("system:{component}"),
+        Actor::Device { sn } => format!("device:{sn}"),
+        Actor::User { user_id } => format!("user:{user_id}"),
+        Actor::Person { person_id } => format!("person:{person_id}"),
+    }
+}
+
+fn weekday(d: NaiveDate) -> Weekday {
+    match d.weekday() {
+        chrono::Weekday::Mon => Weekday::Mon,
+        chrono::Weekday::Tue => Weekday::Tue,
+        chrono::Weekday::Wed => Weekday::Wed,
+        chrono::Weekday::Thu => Weekday::Thu,
+        chrono::Weekday::Fri => Weekday::Fri,
+        chrono::Weekday::Sat => Weekday::Sat,
+        chrono::Weekday::Sun => Weekday::Sun,
+    }
+}
+
+impl Book {
+    pub fn new() -> Self {
+        let mut book = Self::default();
+        for cal in calendar::shipped() {
+            book.calendars.insert((cal.calendar_id.clone(), cal.year), cal);
+        }
+        book
+    }
+
+    pub fn raw(&self) -> &RawRecords {
+        &self.raw
+    }
+
+    /// Folds one event (`sequence` is its stream sequence, the checkpoint).
+    pub fn apply(&mut self, sequence: u64, envelope: &Envelope) {
+        self.raw.apply(sequence, envelope);
+        self.order += 1;
+        let order = self.order;
+        let at = envelope.occurred_at;
+        match &envelope.event {
+            Event::DepartmentDefined(e) => {
+                self.departments.insert(
+                    e.department_id.clone(),
+                    Department { name: e.name.clone(), parent: e.parent.clone() },
+                );
+            }
+            Event::DepartmentRenamed(e) => {
+                if let Some(d) = self.departments.get_mut(&e.department_id) {
+                    d.name = e.name.clone();
+                }
+            }
+            Event::DepartmentMoved(e) => {
+                if let Some(d) = self.departments.get_mut(&e.department_id) {
+                    d.parent = e.parent.clone();
+                }
+            }
+            Event::PersonHired(e) => {
+                self.people.insert(
+                    e.person_id.clone(),
+                    Person {
+                        name: e.name.clone(),
+                        department_id: e.department_id.clone(),
+                        hired_on: e.hired_on,
+                        left_on: None,
+                    },
+                );
+                if let Some(b) = &e.badge_number {
+                    // A hire names the badge the person had from their first day.
+                    let from = time::at(chrono_tz::UTC, e.hired_on, NaiveTime::MIN) - Duration::days(1);
+                    self.badges.entry(b.clone()).or_default().push((from.min(at), order, e.person_id.clone()));
+                }
+            }
+            Event::PersonUpdated(e) => {
+                if let Some(p) = self.people.get_mut(&e.person_id) {
+                    if let Some(n) = &e.name {
+                        p.name = n.clone();
+                    }
+                    if let Some(d) = &e.department_id {
+                        p.department_id = d.clone();
+                    }
+                }
+            }
+            Event::PersonLeft(e) => {
+                if let Some(p) = self.people.get_mut(&e.person_id) {
+                    p.left_on = Some(e.left_on);
+                }
+            }
+            Event::PersonRejoined(e) => {
+                if let Some(p) = self.people.get_mut(&e.previous_person_id)
+                    && p.left_on.is_none()
+                {
+                    p.left_on = e.rejoined_on.pred_opt();
+                }
+            }
+            Event::BadgeNumberAssigned(e) => {
+                self.badges.entry(e.badge_number.clone()).or_default().push((at, order, e.person_id.clone()));
+            }
+            Event::RuleVersionDefined(e) => {
+                let versions = self.rules.entry(e.rule_id.clone()).or_default();
+                versions.retain(|v| v.version != e.version);
+                versions.push(e.clone());
+                versions.sort_by_key(|v| v.version);
+            }
+            Event::RuleMembershipSet(e) => self.memberships.push((order, e.clone())),
+            Event::ShiftDefined(e) => {
+                self.shifts.insert(e.shift_id.clone(), e.clone());
+            }
+            Event::ScheduleAssigned(e) => {
+                for d in &e.days {
+                    self.schedule
+                        .insert((e.person_id.clone(), d.date), (order, e.rule_id.clone(), d.shift.clone()));
+                }
+            }
+            Event::ScheduleCycleDefined(e) => {
+                self.cycles.insert(e.cycle_id.clone(), e.clone());
+            }
+            Event::ScheduleCycleAssigned(e) => {
+                self.cycle_assignments.entry(e.person_id.clone()).or_default().push((order, e.clone()));
+            }
+            Event::ShiftSwapApproved(e) => self.swaps.push(e.clone()),
+            Event::HolidayCalendarPublished(e) => {
+                self.calendars.insert((e.calendar_id.clone(), e.year), e.clone());
+            }
+            Event::SpecialDatesSet(e) => {
+                for d in &e.dates {
+                    self.special.insert((e.rule_id.clone(), d.date), d.clone());
+                }
+            }
+            Event::PunchRecorded(e) => self.punch(&e.punch),
+            Event::PunchesRecorded(e) => {
+                for p in &e.punches {
+                    self.punch(p);
+                }
+            }
+            Event::MakeUpPunchApproved(e) => {
+                let mut p = e.punch.clone();
+                p.person_id.get_or_insert_with(|| e.person_id.clone());
+                self.punch(&p);
+            }
+            Event::CalibrationApplied(e) => {
+                self.calibrations.entry(e.person_id.clone()).or_default().push(Calibration {
+                    calibration: e.clone(),
+                    actor: actor_label(&envelope.actor),
+                    at: envelope.recorded_at,
+                });
+            }
+            Event::LeaveApproved(e) => self.approve(
+                &e.person_id,
+                &e.approval_id,
+                ApprovalKind::Leave { leave_type: e.leave_type.clone() },
+                &e.span,
+            ),
+            Event::BusinessTripApproved(e) => {
+                self.approve(&e.person_id, &e.approval_id, ApprovalKind::BusinessTrip, &e.span)
+            }
+            Event::OutingApproved(e) => self.approve(&e.person_id, &e.approval_id, ApprovalKind::Outing, &e.span),
+            Event::OvertimeApproved(e) => {
+                self.approve(&e.person_id, &e.approval_id, ApprovalKind::Overtime, &e.span)
+            }
+            // Listed, not wildcarded: a new event kind must be considered here.
+            Event::DeviceRecordRejected(_)
+            | Event::DeviceBound(_)
+            | Event::DeviceUnbound(_)
+            | Event::DeviceRenamed(_)
+            | Event::DeviceScopeSet(_)
+            | Event::RosterMemberPushed(_)
+            | Event::RosterMemberRemoved(_)
+            | Event::RosterMemberDisabled(_)
+            | Event::DevicePrivilegeSet(_)
+            | Event::BiometricEnrolled(_)
+            | Event::BiometricRemoved(_)
+            | Event::DeviceCommandQueued(_)
+            | Event::DeviceCommandDelivered(_)
+            | Event::DeviceCommandAcknowledged(_)
+            | Event::DeviceCommandFailed(_)
+            | Event::DeviceCommandExpired(_)
+            | Event::UnknownDeviceSeen(_)
+            | Event::DeviceStatusReported(_)
+            | Event::DeviceClaimed(_)
+            | Event::DeviceReleased(_)
+            | Event::MakeUpPunchRequested(_)
+            | Event::MakeUpPunchRejected(_)
+            | Event::ReuploadRequested(_) => {}
+        }
+    }
+
+    fn punch(&mut self, p: &Punch) {
+        self.punches.entry(p.punch_id).or_insert_with(|| p.clone());
+    }
+
+    fn approve(
+        &mut self,
+        person: &PersonId,
+        id: &schemas::ids::ApprovalId,
+        kind: ApprovalKind,
+        span: &schemas::events::ApprovedSpan,
+    ) {
+        let list = self.approvals.entry(person.clone()).or_default();
+        if !list.iter().any(|a| &a.approval_id == id) {
+            list.push(Approval { approval_id: id.clone(), kind, span: Span::new(span.start, span.end) });
+        }
+    }
+
+    /// The person a punch is for: named, or who held its badge number at the time.
+    pub fn person_of<'a>(&'a self, p: &'a Punch) -> Option<&'a PersonId> {
+        if let Some(id) = &p.person_id {
+            return Some(id);
+        }
+        let holders = self.badges.get(p.badge_number.as_ref()?)?;
+        holders
+            .iter()
+            .filter(|(from, _, _)| *from <= p.instant)
+            .max_by_key(|(from, order, _)| (*from, *order))
+            .or_else(|| holders.iter().min_by_key(|(from, order, _)| (*from, *order)))
+            .map(|(_, _, person)| person)
+    }
+
+    /// Raw records: every punch once, with its person, ordered by local time.
+    pub fn raw_rows(&self) -> Vec<RawRow<'_>> {
+        let mut rows: Vec<RawRow<'_>> = self
+            .raw
+            .punches
+            .values()
+            .map(|r| {
+                let person_id = self.person_of(&r.punch);
+                RawRow {
+                    punch: &r.punch,
+                    person_id,
+                    person: person_id.and_then(|id| self.people.get(id)).map(|p| p.name.as_str()),
+                    received: r.received,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.punch.local_time, &a.punch.device_sn, &a.punch.badge_number, a.punch.punch_id).cmp(&(
+                b.punch.local_time,
+                &b.punch.device_sn,
+                &b.punch.badge_number,
+                b.punch.punch_id,
+            ))
+        });
+        rows
+    }
+
+    fn in_department<'a>(&'a self, mut dept: &'a DepartmentId, under: &DepartmentId) -> bool {
+        for _ in 0..64 {
+            if dept == under {
+                return true;
+            }
+            match self.departments.get(dept).and_then(|d| d.parent.as_ref()) {
+                Some(parent) => dept = parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// The rule a person follows on `date`: among each rule's membership in force that
+    /// day, one naming the person beats one naming their department; then the latest.
+    fn rule_of(&self, person: &PersonId, dept: &DepartmentId, date: NaiveDate) -> Option<&RuleVersionDefined> {
+        let mut in_force: HashMap<&RuleId, (NaiveDate, u64, &RuleMembershipSet)> = HashMap::new();
+        for (order, m) in &self.memberships {
+            if m.effective_from > date {
+                continue;
+            }
+            let key = (m.effective_from, *order);
+            let slot = in_force.entry(&m.rule_id).or_insert((m.effective_from, *order, m));
+            if key >= (slot.0, slot.1) {
+                *slot = (m.effective_from, *order, m);
+            }
+        }
+        let best = in_force
+            .values()
+            .filter_map(|(from, order, m)| {
+                if m.excluded_people.contains(person) {
+                    return None;
+                }
+                let direct = m.people.contains(person);
+                let by_dept = m.departments.iter().any(|d| self.in_department(dept, d));
+                (direct || by_dept).then_some((direct, *from, *order, &m.rule_id))
+            })
+            .max()?;
+        self.version_on(best.3, date)
+    }
+
+    /// The version of a rule in force on `date`: the highest whose `effective_from` is
+    /// on or before it.
+    fn version_on(&self, rule: &RuleId, date: NaiveDate) -> Option<&RuleVersionDefined> {
+        self.rules.get(rule)?.iter().filter(|v| v.effective_from <= date).max_by_key(|v| v.version)
+    }
+
+    fn shift_ref(&self, id: &ShiftId) -> Option<(ShiftRef, &schemas::events::WorkDay)> {
+        let s = self.shifts.get(id)?;
+        Some((ShiftRef { shift_id: s.shift_id.clone(), name: s.name.clone() }, &s.day))
+    }
+
+    /// The shift a schedule gives a person on a date, before swaps: `Some(None)` is an
+    /// explicit rest day, `None` unscheduled.
+    fn base_shift(&self, person: &PersonId, rule: &RuleId, date: NaiveDate) -> Option<Option<ShiftId>> {
+        if let Some((_, r, shift)) = self.schedule.get(&(person.clone(), date))
+            && r == rule
+        {
+            return Some(shift.clone());
+        }
+        let (_, assigned) = self
+            .cycle_assignments
+            .get(person)?
+            .iter()
+            .filter(|(_, a)| &a.rule_id == rule && a.from <= date && a.until.is_none_or(|u| date <= u))
+            .max_by_key(|(order, _)| *order)?;
+        let cycle = self.cycles.get(&assigned.cycle_id)?;
+        if cycle.days.is_empty() {
+            return None;
+        }
+        let n = cycle.days.len() as i64;
+        let i = (date - assigned.from).num_days().rem_euclid(n) as usize;
+        Some(cycle.days[i].clone())
+    }
+
+    fn scheduled_shift(&self, person: &PersonId, rule: &RuleId, date: NaiveDate) -> Option<Option<ShiftId>> {
+        for swap in self.swaps.iter().rev() {
+            if &swap.rule_id != rule {
+                continue;
+            }
+            let mine = &swap.person_id == person;
+            if let Some(other) = &swap.with_person {
+                if swap.date == date && mine {
+                    return self.base_shift(other, rule, date);
+                }
+                if swap.date == date && other == person {
+                    return self.base_shift(&swap.person_id, rule, date);
+                }
+            }
+            if let Some(other_date) = swap.with_date
+                && mine
+            {
+                if swap.date == date {
+                    return self.base_shift(person, rule, other_date);
+                }
+                if other_date == date {
+                    return self.base_shift(person, rule, swap.date);
+                }
+            }
+        }
+        self.base_shift(person, rule, date)
+    }
+
+    /// What `date` is for a person under `rule`.
+    fn plan(&self, person: &PersonId, rule: &RuleVersionDefined, date: NaiveDate, zone: Tz) -> DayPlan {
+        let starts_at = match &rule.kind {
+            RuleKind::Free(f) => f.day_starts_at,
+            RuleKind::Fixed(_) | RuleKind::Shifts(_) => NaiveTime::MIN,
+        };
+        let mut plan = DayPlan { date, day_type: DayType::Rest, holiday: None, starts_at, work: Work::Off };
+        let usual = |plan: &mut DayPlan| {
+            plan.day_type = DayType::Workday;
+            plan.work = match &rule.kind {
+                RuleKind::Fixed(f) => Work::Sections { shift: None, day: f.day.clone() },
+                RuleKind::Free(f) => Work::Free { standard_work_s: f.standard_work_s },
+                RuleKind::Shifts(_) => Work::Off,
+            };
+        };
+
+        if let Some(special) = self.special.get(&(rule.rule_id.clone(), date)) {
+            plan.holiday = special.note.clone();
+            match &special.kind {
+                SpecialDateKind::NoPunch => return plan,
+                SpecialDateKind::MustPunch { shift } => {
+                    usual(&mut plan);
+                    let shift = shift.clone().or_else(|| match &rule.kind {
+                        RuleKind::Shifts(_) => self.scheduled_shift(person, &rule.rule_id, date).flatten(),
+                        RuleKind::Fixed(_) | RuleKind::Free(_) => None,
+                    });
+                    if let Some((r, day)) = shift.as_ref().and_then(|s| self.shift_ref(s)) {
+                        plan.work = Work::Sections { shift: Some(r), day: day.clone() };
+                    }
+                    return plan;
+                }
+            }
+        }
+
+        match &rule.kind {
+            RuleKind::Fixed(_) | RuleKind::Free(_) => {
+                let workdays = match &rule.kind {
+                    RuleKind::Fixed(f) => &f.workdays,
+                    RuleKind::Free(f) => &f.workdays,
+                    RuleKind::Shifts(_) => unreachable!("matched above"),
+                };
+                let calendar_day = rule.options.holiday_calendar.as_ref().and_then(|c| {
+                    self.calendars.get(&(c.clone(), date.year()))?.days.iter().find(|d| d.date == date)
+                });
+                match calendar_day {
+                    Some(d) if d.kind == CalendarDayKind::Holiday => {
+                        plan.day_type = DayType::Holiday;
+                        plan.holiday = Some(d.name.clone());
+                    }
+                    Some(d) => {
+                        plan.holiday = Some(d.name.clone());
+                        usual(&mut plan);
+                    }
+                    None if workdays.contains(&weekday(date)) => usual(&mut plan),
+                    None => {}
+                }
+            }
+            RuleKind::Shifts(s) => match self.scheduled_shift(person, &rule.rule_id, date) {
+                Some(Some(shift)) => {
+                    if let Some((r, day)) = self.shift_ref(&shift) {
+                        plan.day_type = DayType::Workday;
+                        plan.work = Work::Sections { shift: Some(r), day: day.clone() };
+                    }
+                }
+                Some(None) => {}
+                None => {
+                    if s.unscheduled == Unscheduled::SelfSchedule
+                        && let Some((r, day)) = self.nearest_shift(person, &s.shifts, date, zone)
+                    {
+                        plan.day_type = DayType::Workday;
+                        plan.work = Work::Sections { shift: Some(r), day: day.clone() };
+                    }
+                }
+            },
+        }
+        plan
+    }
+
+    /// Self-scheduling: the shift whose start is nearest the person's first punch of the
+    /// calendar day.
+    fn nearest_shift(
+        &self,
+        person: &PersonId,
+        shifts: &[ShiftId],
+        date: NaiveDate,
+        zone: Tz,
+    ) -> Option<(ShiftRef, &schemas::events::WorkDay)> {
+        let start = time::at(zone, date, NaiveTime::MIN);
+        let end = time::at(zone, date.succ_opt()?, NaiveTime::MIN);
+        let first = self
+            .punches
+            .values()
+            .filter(|p| start <= p.instant && p.instant < end && self.person_of(p) == Some(person))
+            .map(|p| p.instant)
+            .min()?;
+        shifts
+            .iter()
+            .filter_map(|id| self.shift_ref(id))
+            .filter_map(|(r, day)| {
+                let on = day.sections.first()?.on;
+                let at = time::at(zone, date, on);
+                Some(((at - first).num_seconds().abs(), r, day))
+            })
+            .min_by_key(|(d, r, _)| (*d, r.shift_id.clone()))
+            .map(|(_, r, day)| (r, day))
+    }
+
+    fn off_plan(date: NaiveDate) -> DayPlan {
+        DayPlan { date, day_type: DayType::Rest, holiday: None, starts_at: NaiveTime::MIN, work: Work::Off }
+    }
+
+    fn plan_for(&self, person: &PersonId, p: &Person, date: NaiveDate) -> DayPlan {
+        match self.rule_of(person, &p.department_id, date) {
+            Some(rule) if Self::employed(p, date) => self.plan(person, rule, date, rule.zone.tz()),
+            _ => Self::off_plan(date),
+        }
+    }
+
+    fn employed(p: &Person, date: NaiveDate) -> bool {
+        p.hired_on <= date && p.left_on.is_none_or(|l| date <= l)
+    }
+
+    /// Each person's punches in time order.
+    fn punches_by_person(&self) -> HashMap<&PersonId, Vec<&Punch>> {
+        let mut by: HashMap<&PersonId, Vec<&Punch>> = HashMap::new();
+        for p in self.punches.values() {
+            if let Some(person) = self.person_of(p) {
+                by.entry(person).or_default().push(p);
+            }
+        }
+        for list in by.values_mut() {
+            list.sort_by_key(|p| (p.instant, p.punch_id));
+        }
+        by
+    }
+
+    /// The first and last local date any punch was made on.
+    pub fn punch_dates(&self) -> Option<(NaiveDate, NaiveDate)> {
+        let dates = self.punches.values().map(|p| p.local_time.date());
+        let (mut lo, mut hi) = (None::<NaiveDate>, None::<NaiveDate>);
+        for d in dates {
+            lo = Some(lo.map_or(d, |x| x.min(d)));
+            hi = Some(hi.map_or(d, |x| x.max(d)));
+        }
+        Some((lo?, hi?))
+    }
+
+    /// Judges every (person, date) the query names that falls under a rule.
+    pub fn daily(&self, q: &DailyQuery) -> Vec<DailyReport> {
+        let Some((from, to)) = (match (q.from, q.to, self.punch_dates()) {
+            (Some(f), Some(t), _) => Some((f, t)),
+            (f, t, Some((lo, hi))) => Some((f.unwrap_or(lo), t.unwrap_or(hi))),
+            (Some(f), None, None) => Some((f, f)),
+            (None, Some(t), None) => Some((t, t)),
+            (None, None, None) => None,
+        }) else {
+            return Vec::new();
+        };
+        let by_person = self.punches_by_person();
+        let none: Vec<&Punch> = Vec::new();
+        let mut out = Vec::new();
+        for (id, person) in &self.people {
+            if !q.people.is_empty() && !q.people.contains(id) {
+                continue;
+            }
+            if let Some(d) = &q.department
+                && !self.in_department(&person.department_id, d)
+            {
+                continue;
+            }
+            let punches = by_person.get(id).unwrap_or(&none);
+            let approvals = self.approvals.get(id).map(Vec::as_slice).unwrap_or_default();
+            let calibrations = self.calibrations.get(id).map(Vec::as_slice).unwrap_or_default();
+            let department = self.departments.get(&person.department_id).map(|d| d.name.clone());
+
+            // Start a day early: its last off punch decides late-out, late-in.
+            let Some(mut date) = from.pred_opt() else { continue };
+            let mut previous = self.plan_for(id, person, date.pred_opt().unwrap_or(date));
+            let mut this = self.plan_for(id, person, date);
+            let mut late_out_s = None;
+            while date <= to {
+                let Some(next_date) = date.succ_opt() else { break };
+                let next = self.plan_for(id, person, next_date);
+                let rule = self.rule_of(id, &person.department_id, date).filter(|_| Self::employed(person, date));
+                if let Some(rule) = rule {
+                    let zone = rule.zone.tz();
+                    let window = Span::new(
+                        time::at(zone, date - Duration::days(2), NaiveTime::MIN),
+                        time::at(zone, date + Duration::days(3), NaiveTime::MIN),
+                    );
+                    let lo = punches.partition_point(|p| p.instant < window.start);
+                    let hi = punches.partition_point(|p| p.instant < window.end);
+                    let near_approvals: Vec<Approval> =
+                        approvals.iter().filter(|a| a.span.overlap(&window).is_some()).cloned().collect();
+                    let todays: Vec<Calibration> =
+                        calibrations.iter().filter(|c| c.calibration.date == date).cloned().collect();
+                    let rule_ref = RuleRef { rule_id: rule.rule_id.clone(), version: rule.version, name: rule.name.clone() };
+                    let judged = judge::judge(&Day {
+                        zone,
+                        rule: &rule_ref,
+                        options: &rule.options,
+                        previous: &previous,
+                        plan: &this,
+                        next: &next,
+                        punches: &punches[lo..hi],
+                        approvals: &near_approvals,
+                        calibrations: &todays,
+                        late_out_s,
+                    });
+                    late_out_s = judged.late_out_s;
+                    if date >= from {
+                        out.push(DailyReport {
+                            person_id: id.clone(),
+                            person: person.name.clone(),
+                            department_id: person.department_id.clone(),
+                            department: department.clone().unwrap_or_else(|| person.department_id.to_string()),
+                            day: judged,
+                        });
+                    }
+                } else {
+                    late_out_s = None;
+                }
+                previous = std::mem::replace(&mut this, next);
+                date = next_date;
+            }
+        }
+        out
+    }
+}
+
+/// Why a JSON-lines file could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("line {line}: {source}")]
+    Read { line: usize, source: std::io::Error },
+    #[error("line {line}: {message}")]
+    NotAnEnvelope { line: usize, message: String },
+    #[error("the events are of tenants {first} and {other}; choose one")]
+    SeveralTenants { first: TenantId, other: TenantId },
+}
+
+/// Folds JSON lines of envelopes into a book: blank lines and `#` comments are skipped,
+/// other tenants' events too when `tenant` is given. A line that is not an envelope stops
+/// the load: a report from part of a history would mislead. Returns the events folded.
+pub fn load_jsonl(reader: impl std::io::BufRead, tenant: Option<&TenantId>) -> Result<(Book, u64), LoadError> {
+    let mut book = Book::new();
+    let mut seen: Option<TenantId> = None;
+    let mut count = 0u64;
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| LoadError::Read { line: index + 1, source })?;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let envelope = Envelope::from_json(trimmed)
+            .map_err(|e| LoadError::NotAnEnvelope { line: index + 1, message: e.to_string() })?;
+        match (tenant, &seen) {
+            (Some(t), _) if &envelope.tenant != t => continue,
+            (None, Some(first)) if first != &envelope.tenant => {
+                return Err(LoadError::SeveralTenants { first: first.clone(), other: envelope.tenant });
+            }
+            _ => {}
+        }
+        if seen.is_none() {
+            seen = Some(envelope.tenant.clone());
+        }
+        count += 1;
+        book.apply(count, &envelope);
+    }
+    Ok((book, count))
+}
