@@ -107,7 +107,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             load_nats(&url, &args.ledger, &tenant).await?
         }
     };
-    tracing::info!(events, "replayed");
+    tracing::debug!(events, "replayed");
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let format = match args.format {
         Format::Table => render::Format::Table,
@@ -117,13 +117,24 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     match args.report {
         Report::Daily(d) => render::daily(
             &book,
-            &render::DailyArgs { people: d.people, department: d.department, from: d.from, to: d.to, explain: d.explain },
+            &render::DailyArgs {
+                people: d.people,
+                department: d.department,
+                from: d.from,
+                to: d.to,
+                explain: d.explain,
+            },
             format,
             &mut out,
         )?,
         Report::Raw(r) => render::raw(
             &book,
-            &render::RawArgs { devices: r.devices, people: r.people, from: r.from, to: r.to },
+            &render::RawArgs {
+                devices: r.devices,
+                people: r.people,
+                from: r.from,
+                to: r.to,
+            },
             format,
             &mut out,
         )?,
@@ -134,10 +145,15 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
 
 /// Folds a JSON-lines file into a book.
 pub fn load_file(path: &PathBuf, tenant: Option<&TenantId>) -> anyhow::Result<(Book, u64)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     book::load_jsonl(reader, tenant).map_err(|e| {
-        let hint = if matches!(e, book::LoadError::SeveralTenants { .. }) { " with --tenant" } else { "" };
+        let hint = if matches!(e, book::LoadError::SeveralTenants { .. }) {
+            " with --tenant"
+        } else {
+            ""
+        };
         ledger::LedgerError::Rejected(format!("{}: {e}{hint}", path.display())).into()
     })
 }
@@ -156,4 +172,3 @@ async fn load_nats(url: &str, args: &LedgerArgs, tenant: &TenantId) -> anyhow::R
     ledger.drain().await?;
     Ok((book, count))
 }
-

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use schemas::events::{
-    CalendarDayKind, HolidayCalendarPublished, Punch, RuleKind, RuleMembershipSet, RuleVersionDefined,
-    ScheduleCycleAssigned, ScheduleCycleDefined, ShiftDefined, ShiftSwapApproved, SpecialDate,
-    SpecialDateKind, Unscheduled, Weekday,
+    CalendarDayKind, HolidayCalendarPublished, Punch, RuleKind, RuleMembershipSet,
+    RuleVersionDefined, ScheduleCycleAssigned, ScheduleCycleDefined, ShiftDefined,
+    ShiftSwapApproved, SpecialDate, SpecialDateKind, Unscheduled, Weekday,
 };
 use schemas::ids::{
     BadgeNumber, CalendarId, CycleId, DepartmentId, PersonId, PunchId, RuleId, ShiftId, TenantId,
@@ -19,7 +19,8 @@ use serde::Serialize;
 
 use crate::calendar;
 use crate::judge::{
-    self, Approval, ApprovalKind, Calibration, Day, DayPlan, DayType, Judged, RuleRef, ShiftRef, Work,
+    self, Approval, ApprovalKind, Calibration, Day, DayPlan, DayType, Judged, RuleRef, ShiftRef,
+    Work,
 };
 use crate::raw::RawRecords;
 use crate::time::{self, Span};
@@ -119,7 +120,8 @@ impl Book {
     pub fn new() -> Self {
         let mut book = Self::default();
         for cal in calendar::shipped() {
-            book.calendars.insert((cal.calendar_id.clone(), cal.year), cal);
+            book.calendars
+                .insert((cal.calendar_id.clone(), cal.year), cal);
         }
         book
     }
@@ -138,7 +140,10 @@ impl Book {
             Event::DepartmentDefined(e) => {
                 self.departments.insert(
                     e.department_id.clone(),
-                    Department { name: e.name.clone(), parent: e.parent.clone() },
+                    Department {
+                        name: e.name.clone(),
+                        parent: e.parent.clone(),
+                    },
                 );
             }
             Event::DepartmentRenamed(e) => {
@@ -163,8 +168,13 @@ impl Book {
                 );
                 if let Some(b) = &e.badge_number {
                     // A hire names the badge the person had from their first day.
-                    let from = time::at(chrono_tz::UTC, e.hired_on, NaiveTime::MIN) - Duration::days(1);
-                    self.badges.entry(b.clone()).or_default().push((from.min(at), order, e.person_id.clone()));
+                    let from =
+                        time::at(chrono_tz::UTC, e.hired_on, NaiveTime::MIN) - Duration::days(1);
+                    self.badges.entry(b.clone()).or_default().push((
+                        from.min(at),
+                        order,
+                        e.person_id.clone(),
+                    ));
                 }
             }
             Event::PersonUpdated(e) => {
@@ -190,7 +200,10 @@ impl Book {
                 }
             }
             Event::BadgeNumberAssigned(e) => {
-                self.badges.entry(e.badge_number.clone()).or_default().push((at, order, e.person_id.clone()));
+                self.badges
+                    .entry(e.badge_number.clone())
+                    .or_default()
+                    .push((at, order, e.person_id.clone()));
             }
             Event::RuleVersionDefined(e) => {
                 let versions = self.rules.entry(e.rule_id.clone()).or_default();
@@ -204,19 +217,25 @@ impl Book {
             }
             Event::ScheduleAssigned(e) => {
                 for d in &e.days {
-                    self.schedule
-                        .insert((e.person_id.clone(), d.date), (order, e.rule_id.clone(), d.shift.clone()));
+                    self.schedule.insert(
+                        (e.person_id.clone(), d.date),
+                        (order, e.rule_id.clone(), d.shift.clone()),
+                    );
                 }
             }
             Event::ScheduleCycleDefined(e) => {
                 self.cycles.insert(e.cycle_id.clone(), e.clone());
             }
             Event::ScheduleCycleAssigned(e) => {
-                self.cycle_assignments.entry(e.person_id.clone()).or_default().push((order, e.clone()));
+                self.cycle_assignments
+                    .entry(e.person_id.clone())
+                    .or_default()
+                    .push((order, e.clone()));
             }
             Event::ShiftSwapApproved(e) => self.swaps.push(e.clone()),
             Event::HolidayCalendarPublished(e) => {
-                self.calendars.insert((e.calendar_id.clone(), e.year), e.clone());
+                self.calendars
+                    .insert((e.calendar_id.clone(), e.year), e.clone());
             }
             Event::SpecialDatesSet(e) => {
                 for d in &e.dates {
@@ -235,25 +254,38 @@ impl Book {
                 self.punch(&p);
             }
             Event::CalibrationApplied(e) => {
-                self.calibrations.entry(e.person_id.clone()).or_default().push(Calibration {
-                    calibration: e.clone(),
-                    actor: actor_label(&envelope.actor),
-                    at: envelope.recorded_at,
-                });
+                self.calibrations
+                    .entry(e.person_id.clone())
+                    .or_default()
+                    .push(Calibration {
+                        calibration: e.clone(),
+                        actor: actor_label(&envelope.actor),
+                        at: envelope.recorded_at,
+                    });
             }
             Event::LeaveApproved(e) => self.approve(
                 &e.person_id,
                 &e.approval_id,
-                ApprovalKind::Leave { leave_type: e.leave_type.clone() },
+                ApprovalKind::Leave {
+                    leave_type: e.leave_type.clone(),
+                },
                 &e.span,
             ),
-            Event::BusinessTripApproved(e) => {
-                self.approve(&e.person_id, &e.approval_id, ApprovalKind::BusinessTrip, &e.span)
+            Event::BusinessTripApproved(e) => self.approve(
+                &e.person_id,
+                &e.approval_id,
+                ApprovalKind::BusinessTrip,
+                &e.span,
+            ),
+            Event::OutingApproved(e) => {
+                self.approve(&e.person_id, &e.approval_id, ApprovalKind::Outing, &e.span)
             }
-            Event::OutingApproved(e) => self.approve(&e.person_id, &e.approval_id, ApprovalKind::Outing, &e.span),
-            Event::OvertimeApproved(e) => {
-                self.approve(&e.person_id, &e.approval_id, ApprovalKind::Overtime, &e.span)
-            }
+            Event::OvertimeApproved(e) => self.approve(
+                &e.person_id,
+                &e.approval_id,
+                ApprovalKind::Overtime,
+                &e.span,
+            ),
             // Listed, not wildcarded: a new event kind must be considered here.
             Event::DeviceRecordRejected(_)
             | Event::DeviceBound(_)
@@ -294,7 +326,11 @@ impl Book {
     ) {
         let list = self.approvals.entry(person.clone()).or_default();
         if !list.iter().any(|a| &a.approval_id == id) {
-            list.push(Approval { approval_id: id.clone(), kind, span: Span::new(span.start, span.end) });
+            list.push(Approval {
+                approval_id: id.clone(),
+                kind,
+                span: Span::new(span.start, span.end),
+            });
         }
     }
 
@@ -308,7 +344,11 @@ impl Book {
             .iter()
             .filter(|(from, _, _)| *from <= p.instant)
             .max_by_key(|(from, order, _)| (*from, *order))
-            .or_else(|| holders.iter().min_by_key(|(from, order, _)| (*from, *order)))
+            .or_else(|| {
+                holders
+                    .iter()
+                    .min_by_key(|(from, order, _)| (*from, *order))
+            })
             .map(|(_, _, person)| person)
     }
 
@@ -323,18 +363,26 @@ impl Book {
                 RawRow {
                     punch: &r.punch,
                     person_id,
-                    person: person_id.and_then(|id| self.people.get(id)).map(|p| p.name.as_str()),
+                    person: person_id
+                        .and_then(|id| self.people.get(id))
+                        .map(|p| p.name.as_str()),
                     received: r.received,
                 }
             })
             .collect();
         rows.sort_by(|a, b| {
-            (a.punch.local_time, &a.punch.device_sn, &a.punch.badge_number, a.punch.punch_id).cmp(&(
-                b.punch.local_time,
-                &b.punch.device_sn,
-                &b.punch.badge_number,
-                b.punch.punch_id,
-            ))
+            (
+                a.punch.local_time,
+                &a.punch.device_sn,
+                &a.punch.badge_number,
+                a.punch.punch_id,
+            )
+                .cmp(&(
+                    b.punch.local_time,
+                    &b.punch.device_sn,
+                    &b.punch.badge_number,
+                    b.punch.punch_id,
+                ))
         });
         rows
     }
@@ -354,14 +402,21 @@ impl Book {
 
     /// The rule a person follows on `date`: among each rule's membership in force that
     /// day, one naming the person beats one naming their department; then the latest.
-    fn rule_of(&self, person: &PersonId, dept: &DepartmentId, date: NaiveDate) -> Option<&RuleVersionDefined> {
+    fn rule_of(
+        &self,
+        person: &PersonId,
+        dept: &DepartmentId,
+        date: NaiveDate,
+    ) -> Option<&RuleVersionDefined> {
         let mut in_force: HashMap<&RuleId, (NaiveDate, u64, &RuleMembershipSet)> = HashMap::new();
         for (order, m) in &self.memberships {
             if m.effective_from > date {
                 continue;
             }
             let key = (m.effective_from, *order);
-            let slot = in_force.entry(&m.rule_id).or_insert((m.effective_from, *order, m));
+            let slot = in_force
+                .entry(&m.rule_id)
+                .or_insert((m.effective_from, *order, m));
             if key >= (slot.0, slot.1) {
                 *slot = (m.effective_from, *order, m);
             }
@@ -383,17 +438,32 @@ impl Book {
     /// The version of a rule in force on `date`: the highest whose `effective_from` is
     /// on or before it.
     fn version_on(&self, rule: &RuleId, date: NaiveDate) -> Option<&RuleVersionDefined> {
-        self.rules.get(rule)?.iter().filter(|v| v.effective_from <= date).max_by_key(|v| v.version)
+        self.rules
+            .get(rule)?
+            .iter()
+            .filter(|v| v.effective_from <= date)
+            .max_by_key(|v| v.version)
     }
 
     fn shift_ref(&self, id: &ShiftId) -> Option<(ShiftRef, &schemas::events::WorkDay)> {
         let s = self.shifts.get(id)?;
-        Some((ShiftRef { shift_id: s.shift_id.clone(), name: s.name.clone() }, &s.day))
+        Some((
+            ShiftRef {
+                shift_id: s.shift_id.clone(),
+                name: s.name.clone(),
+            },
+            &s.day,
+        ))
     }
 
     /// The shift a schedule gives a person on a date, before swaps: `Some(None)` is an
     /// explicit rest day, `None` unscheduled.
-    fn base_shift(&self, person: &PersonId, rule: &RuleId, date: NaiveDate) -> Option<Option<ShiftId>> {
+    fn base_shift(
+        &self,
+        person: &PersonId,
+        rule: &RuleId,
+        date: NaiveDate,
+    ) -> Option<Option<ShiftId>> {
         if let Some((_, r, shift)) = self.schedule.get(&(person.clone(), date))
             && r == rule
         {
@@ -403,7 +473,9 @@ impl Book {
             .cycle_assignments
             .get(person)?
             .iter()
-            .filter(|(_, a)| &a.rule_id == rule && a.from <= date && a.until.is_none_or(|u| date <= u))
+            .filter(|(_, a)| {
+                &a.rule_id == rule && a.from <= date && a.until.is_none_or(|u| date <= u)
+            })
             .max_by_key(|(order, _)| *order)?;
         let cycle = self.cycles.get(&assigned.cycle_id)?;
         if cycle.days.is_empty() {
@@ -414,7 +486,12 @@ impl Book {
         Some(cycle.days[i].clone())
     }
 
-    fn scheduled_shift(&self, person: &PersonId, rule: &RuleId, date: NaiveDate) -> Option<Option<ShiftId>> {
+    fn scheduled_shift(
+        &self,
+        person: &PersonId,
+        rule: &RuleId,
+        date: NaiveDate,
+    ) -> Option<Option<ShiftId>> {
         for swap in self.swaps.iter().rev() {
             if &swap.rule_id != rule {
                 continue;
@@ -443,17 +520,34 @@ impl Book {
     }
 
     /// What `date` is for a person under `rule`.
-    fn plan(&self, person: &PersonId, rule: &RuleVersionDefined, date: NaiveDate, zone: Tz) -> DayPlan {
+    fn plan(
+        &self,
+        person: &PersonId,
+        rule: &RuleVersionDefined,
+        date: NaiveDate,
+        zone: Tz,
+    ) -> DayPlan {
         let starts_at = match &rule.kind {
             RuleKind::Free(f) => f.day_starts_at,
             RuleKind::Fixed(_) | RuleKind::Shifts(_) => NaiveTime::MIN,
         };
-        let mut plan = DayPlan { date, day_type: DayType::Rest, holiday: None, starts_at, work: Work::Off };
+        let mut plan = DayPlan {
+            date,
+            day_type: DayType::Rest,
+            holiday: None,
+            starts_at,
+            work: Work::Off,
+        };
         let usual = |plan: &mut DayPlan| {
             plan.day_type = DayType::Workday;
             plan.work = match &rule.kind {
-                RuleKind::Fixed(f) => Work::Sections { shift: None, day: f.day.clone() },
-                RuleKind::Free(f) => Work::Free { standard_work_s: f.standard_work_s },
+                RuleKind::Fixed(f) => Work::Sections {
+                    shift: None,
+                    day: f.day.clone(),
+                },
+                RuleKind::Free(f) => Work::Free {
+                    standard_work_s: f.standard_work_s,
+                },
                 RuleKind::Shifts(_) => Work::Off,
             };
         };
@@ -465,11 +559,16 @@ impl Book {
                 SpecialDateKind::MustPunch { shift } => {
                     usual(&mut plan);
                     let shift = shift.clone().or_else(|| match &rule.kind {
-                        RuleKind::Shifts(_) => self.scheduled_shift(person, &rule.rule_id, date).flatten(),
+                        RuleKind::Shifts(_) => {
+                            self.scheduled_shift(person, &rule.rule_id, date).flatten()
+                        }
                         RuleKind::Fixed(_) | RuleKind::Free(_) => None,
                     });
                     if let Some((r, day)) = shift.as_ref().and_then(|s| self.shift_ref(s)) {
-                        plan.work = Work::Sections { shift: Some(r), day: day.clone() };
+                        plan.work = Work::Sections {
+                            shift: Some(r),
+                            day: day.clone(),
+                        };
                     }
                     return plan;
                 }
@@ -484,7 +583,11 @@ impl Book {
                     RuleKind::Shifts(_) => unreachable!("matched above"),
                 };
                 let calendar_day = rule.options.holiday_calendar.as_ref().and_then(|c| {
-                    self.calendars.get(&(c.clone(), date.year()))?.days.iter().find(|d| d.date == date)
+                    self.calendars
+                        .get(&(c.clone(), date.year()))?
+                        .days
+                        .iter()
+                        .find(|d| d.date == date)
                 });
                 match calendar_day {
                     Some(d) if d.kind == CalendarDayKind::Holiday => {
@@ -503,7 +606,10 @@ impl Book {
                 Some(Some(shift)) => {
                     if let Some((r, day)) = self.shift_ref(&shift) {
                         plan.day_type = DayType::Workday;
-                        plan.work = Work::Sections { shift: Some(r), day: day.clone() };
+                        plan.work = Work::Sections {
+                            shift: Some(r),
+                            day: day.clone(),
+                        };
                     }
                 }
                 Some(None) => {}
@@ -512,7 +618,10 @@ impl Book {
                         && let Some((r, day)) = self.nearest_shift(person, &s.shifts, date, zone)
                     {
                         plan.day_type = DayType::Workday;
-                        plan.work = Work::Sections { shift: Some(r), day: day.clone() };
+                        plan.work = Work::Sections {
+                            shift: Some(r),
+                            day: day.clone(),
+                        };
                     }
                 }
             },
@@ -550,7 +659,13 @@ impl Book {
     }
 
     fn off_plan(date: NaiveDate) -> DayPlan {
-        DayPlan { date, day_type: DayType::Rest, holiday: None, starts_at: NaiveTime::MIN, work: Work::Off }
+        DayPlan {
+            date,
+            day_type: DayType::Rest,
+            holiday: None,
+            starts_at: NaiveTime::MIN,
+            work: Work::Off,
+        }
     }
 
     fn plan_for(&self, person: &PersonId, p: &Person, date: NaiveDate) -> DayPlan {
@@ -613,19 +728,36 @@ impl Book {
                 continue;
             }
             let punches = by_person.get(id).unwrap_or(&none);
-            let approvals = self.approvals.get(id).map(Vec::as_slice).unwrap_or_default();
-            let calibrations = self.calibrations.get(id).map(Vec::as_slice).unwrap_or_default();
-            let department = self.departments.get(&person.department_id).map(|d| d.name.clone());
+            let approvals = self
+                .approvals
+                .get(id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let calibrations = self
+                .calibrations
+                .get(id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let department = self
+                .departments
+                .get(&person.department_id)
+                .map(|d| d.name.clone());
 
             // Start a day early: its last off punch decides late-out, late-in.
-            let Some(mut date) = from.pred_opt() else { continue };
+            let Some(mut date) = from.pred_opt() else {
+                continue;
+            };
             let mut previous = self.plan_for(id, person, date.pred_opt().unwrap_or(date));
             let mut this = self.plan_for(id, person, date);
             let mut late_out_s = None;
             while date <= to {
-                let Some(next_date) = date.succ_opt() else { break };
+                let Some(next_date) = date.succ_opt() else {
+                    break;
+                };
                 let next = self.plan_for(id, person, next_date);
-                let rule = self.rule_of(id, &person.department_id, date).filter(|_| Self::employed(person, date));
+                let rule = self
+                    .rule_of(id, &person.department_id, date)
+                    .filter(|_| Self::employed(person, date));
                 if let Some(rule) = rule {
                     let zone = rule.zone.tz();
                     let window = Span::new(
@@ -634,11 +766,21 @@ impl Book {
                     );
                     let lo = punches.partition_point(|p| p.instant < window.start);
                     let hi = punches.partition_point(|p| p.instant < window.end);
-                    let near_approvals: Vec<Approval> =
-                        approvals.iter().filter(|a| a.span.overlap(&window).is_some()).cloned().collect();
-                    let todays: Vec<Calibration> =
-                        calibrations.iter().filter(|c| c.calibration.date == date).cloned().collect();
-                    let rule_ref = RuleRef { rule_id: rule.rule_id.clone(), version: rule.version, name: rule.name.clone() };
+                    let near_approvals: Vec<Approval> = approvals
+                        .iter()
+                        .filter(|a| a.span.overlap(&window).is_some())
+                        .cloned()
+                        .collect();
+                    let todays: Vec<Calibration> = calibrations
+                        .iter()
+                        .filter(|c| c.calibration.date == date)
+                        .cloned()
+                        .collect();
+                    let rule_ref = RuleRef {
+                        rule_id: rule.rule_id.clone(),
+                        version: rule.version,
+                        name: rule.name.clone(),
+                    };
                     let judged = judge::judge(&Day {
                         zone,
                         rule: &rule_ref,
@@ -657,7 +799,9 @@ impl Book {
                             person_id: id.clone(),
                             person: person.name.clone(),
                             department_id: person.department_id.clone(),
-                            department: department.clone().unwrap_or_else(|| person.department_id.to_string()),
+                            department: department
+                                .clone()
+                                .unwrap_or_else(|| person.department_id.to_string()),
                             day: judged,
                         });
                     }
@@ -686,22 +830,33 @@ pub enum LoadError {
 /// Folds JSON lines of envelopes into a book: blank lines and `#` comments are skipped,
 /// other tenants' events too when `tenant` is given. A line that is not an envelope stops
 /// the load: a report from part of a history would mislead. Returns the events folded.
-pub fn load_jsonl(reader: impl std::io::BufRead, tenant: Option<&TenantId>) -> Result<(Book, u64), LoadError> {
+pub fn load_jsonl(
+    reader: impl std::io::BufRead,
+    tenant: Option<&TenantId>,
+) -> Result<(Book, u64), LoadError> {
     let mut book = Book::new();
     let mut seen: Option<TenantId> = None;
     let mut count = 0u64;
     for (index, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| LoadError::Read { line: index + 1, source })?;
+        let line = line.map_err(|source| LoadError::Read {
+            line: index + 1,
+            source,
+        })?;
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let envelope = Envelope::from_json(trimmed)
-            .map_err(|e| LoadError::NotAnEnvelope { line: index + 1, message: e.to_string() })?;
+        let envelope = Envelope::from_json(trimmed).map_err(|e| LoadError::NotAnEnvelope {
+            line: index + 1,
+            message: e.to_string(),
+        })?;
         match (tenant, &seen) {
             (Some(t), _) if &envelope.tenant != t => continue,
             (None, Some(first)) if first != &envelope.tenant => {
-                return Err(LoadError::SeveralTenants { first: first.clone(), other: envelope.tenant });
+                return Err(LoadError::SeveralTenants {
+                    first: first.clone(),
+                    other: envelope.tenant,
+                });
             }
             _ => {}
         }

@@ -28,12 +28,18 @@ mod tests {
     #[test]
     fn shipped_calendars_parse_and_swaps_fall_on_weekends() {
         let all = shipped();
-        assert_eq!(all.iter().map(|c| c.year).collect::<Vec<_>>(), [2024, 2025, 2026]);
+        assert_eq!(
+            all.iter().map(|c| c.year).collect::<Vec<_>>(),
+            [2024, 2025, 2026]
+        );
         for cal in &all {
             for day in &cal.days {
                 assert_eq!(day.date.year(), cal.year);
                 if day.kind == CalendarDayKind::SwappedWorkday {
-                    assert!(matches!(day.date.weekday(), Weekday::Sat | Weekday::Sun), "{day:?}");
+                    assert!(
+                        matches!(day.date.weekday(), Weekday::Sat | Weekday::Sun),
+                        "{day:?}"
+                    );
                 }
             }
         }
@@ -44,6 +50,11 @@ mod tests {
             .count();
         assert_eq!(spring_2026, 9, "2026 Spring Festival is 9 days");
         let d = NaiveDate::from_ymd_opt(2026, 2, 14).unwrap();
-        assert!(all[2].days.iter().any(|x| x.date == d && x.kind == CalendarDayKind::SwappedWorkday));
+        assert!(
+            all[2]
+                .days
+                .iter()
+                .any(|x| x.date == d && x.kind == CalendarDayKind::SwappedWorkday)
+        );
     }
 }

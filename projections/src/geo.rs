@@ -1,7 +1,7 @@
 //! Whether a mobile punch was made where its rule allows: inside a geofence (a circle of
 //! 50-5000 m or a polygon) or on a listed Wi-Fi access point.
 
-use schemas::events::{Geofence, GeoPoint, LatLon, RuleOptions};
+use schemas::events::{GeoPoint, Geofence, LatLon, RuleOptions};
 
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
@@ -39,7 +39,9 @@ pub fn in_polygon(p: &LatLon, points: &[LatLon]) -> bool {
 
 pub fn in_fence(p: &LatLon, fence: &Geofence) -> bool {
     match fence {
-        Geofence::Circle { center, radius_m, .. } => distance_m(p, center) <= f64::from(*radius_m),
+        Geofence::Circle {
+            center, radius_m, ..
+        } => distance_m(p, center) <= f64::from(*radius_m),
         Geofence::Polygon { points, .. } => in_polygon(p, points),
     }
 }
@@ -61,13 +63,23 @@ pub fn place(options: &RuleOptions, location: Option<&GeoPoint>, bssid: Option<&
         return Place::InRange;
     }
     let on_wifi = bssid.is_some_and(|b| {
-        options.wifi.iter().any(|ap| ap.bssid.eq_ignore_ascii_case(b.trim()))
+        options
+            .wifi
+            .iter()
+            .any(|ap| ap.bssid.eq_ignore_ascii_case(b.trim()))
     });
     let in_fence = location.is_some_and(|g| {
-        let p = LatLon { latitude: g.latitude, longitude: g.longitude };
+        let p = LatLon {
+            latitude: g.latitude,
+            longitude: g.longitude,
+        };
         options.geofences.iter().any(|f| in_fence(&p, f))
     });
-    if on_wifi || in_fence { Place::InRange } else { Place::OutOfRange }
+    if on_wifi || in_fence {
+        Place::InRange
+    } else {
+        Place::OutOfRange
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +87,10 @@ mod tests {
     use super::*;
 
     fn ll(latitude: f64, longitude: f64) -> LatLon {
-        LatLon { latitude, longitude }
+        LatLon {
+            latitude,
+            longitude,
+        }
     }
 
     #[test]
@@ -86,7 +101,11 @@ mod tests {
 
     #[test]
     fn circle_edges() {
-        let fence = Geofence::Circle { name: "hq".into(), center: ll(31.2304, 121.4737), radius_m: 100 };
+        let fence = Geofence::Circle {
+            name: "hq".into(),
+            center: ll(31.2304, 121.4737),
+            radius_m: 100,
+        };
         // 0.0008° of latitude is about 89 m; 0.001° about 111 m.
         assert!(in_fence(&ll(31.2312, 121.4737), &fence));
         assert!(!in_fence(&ll(31.2314, 121.4737), &fence));

@@ -4,11 +4,12 @@
 use std::io::Write;
 
 use chrono::NaiveDate;
-use schemas::ids::{DepartmentId, DeviceSn, PersonId};
+use schemas::ids::{DepartmentId, PersonId};
 
 use crate::book::{Book, DailyQuery, DailyReport, RawRow};
-use crate::judge::{Exceptions, Status, Verdict};
+use crate::judge::{Exceptions, PunchUse, Status, Verdict};
 use crate::table::Table;
+use schemas::events::{CalibrationTarget, SlotEnd};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -127,7 +128,9 @@ fn approvals_text(r: &DailyReport) -> String {
         .approvals
         .iter()
         .map(|a| match &a.kind {
-            NoteKind::Leave { leave_type } => format!("leave ({leave_type}) {}", duration(a.seconds)),
+            NoteKind::Leave { leave_type } => {
+                format!("leave ({leave_type}) {}", duration(a.seconds))
+            }
             NoteKind::BusinessTrip => format!("business trip {}", duration(a.seconds)),
             NoteKind::Outing => format!("outing {}", duration(a.seconds)),
             NoteKind::Overtime => format!("overtime {}", duration(a.seconds)),
@@ -137,12 +140,28 @@ fn approvals_text(r: &DailyReport) -> String {
     if r.day.field_work > 0 {
         parts.push(format!("field work x{}", r.day.field_work));
     }
-    if parts.is_empty() { "--".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "--".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 const DAILY_COLUMNS: [&str; 14] = [
-    "date", "person", "department", "rule", "day", "shift", "earliest", "latest", "punches", "work",
-    "standard", "approvals", "status", "calibrated",
+    "date",
+    "person",
+    "department",
+    "rule",
+    "day",
+    "shift",
+    "earliest",
+    "latest",
+    "punches",
+    "work",
+    "standard",
+    "approvals",
+    "status",
+    "calibrated",
 ];
 
 fn daily_row(r: &DailyReport) -> Vec<String> {
@@ -153,7 +172,9 @@ fn daily_row(r: &DailyReport) -> Vec<String> {
         r.department.clone(),
         format!("{} v{}", d.rule.name, d.rule.version),
         day_type(r),
-        d.shift.as_ref().map_or_else(|| "--".into(), |s| s.name.clone()),
+        d.shift
+            .as_ref()
+            .map_or_else(|| "--".into(), |s| s.name.clone()),
         clock(d.date, d.earliest),
         clock(d.date, d.latest),
         d.punch_count.to_string(),
@@ -165,7 +186,12 @@ fn daily_row(r: &DailyReport) -> Vec<String> {
     ]
 }
 
-pub fn daily(book: &Book, a: &DailyArgs, format: Format, out: &mut impl Write) -> Result<(), RenderError> {
+pub fn daily(
+    book: &Book,
+    a: &DailyArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), RenderError> {
     let query = DailyQuery {
         people: a.people.iter().map(|p| PersonId::new(p.as_str())).collect(),
         department: a.department.as_deref().map(DepartmentId::new),
@@ -182,29 +208,45 @@ pub fn daily(book: &Book, a: &DailyArgs, format: Format, out: &mut impl Write) -
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            w.write_record(["person_id"].iter().chain(DAILY_COLUMNS.iter()))?;
+            let mut header = vec!["person_id"];
+            header.extend(DAILY_COLUMNS);
+            header.extend([
+                "work_s",
+                "standard_work_s",
+                "late_s",
+                "early_leave_s",
+                "absent_s",
+                "missing_punches",
+            ]);
+            w.write_record(&header)?;
             for r in &reports {
                 let mut row = vec![r.person_id.to_string()];
                 row.extend(daily_row(r));
+                let e = &r.day.calibrated.exceptions;
+                row.extend(
+                    [
+                        r.day.work_s,
+                        r.day.standard_work_s,
+                        e.late.seconds,
+                        e.early_leave.seconds,
+                        e.absent.seconds,
+                        i64::from(e.missing_punch.count),
+                    ]
+                    .map(|n| n.to_string()),
+                );
                 w.write_record(&row)?;
             }
             w.flush()?;
         }
         Format::Table => {
-            if !a.explain {
-                let mut t = Table::new(&DAILY_COLUMNS);
-                for r in &reports {
-                    t.row(daily_row(r));
-                }
-                t.write(out)?;
+            let mut t = Table::new(&DAILY_COLUMNS);
+            for r in &reports {
+                t.row(daily_row(r));
+            }
+            if a.explain {
+                t.write_with(out, |i, out| explain(&reports[i], out))?;
             } else {
-                for r in &reports {
-                    let mut t = Table::new(&DAILY_COLUMNS);
-                    t.row(daily_row(r));
-                    t.write(out)?;
-                    explain(r, out)?;
-                    writeln!(out)?;
-                }
+                t.write(out)?;
             }
             if reports.is_empty() {
                 writeln!(out, "(no days: nobody follows a rule on these dates)")?;
@@ -215,14 +257,14 @@ pub fn daily(book: &Book, a: &DailyArgs, format: Format, out: &mut impl Write) -
 }
 
 /// The day's audit trail under its row: slots, punches, calibrations.
-fn explain(r: &DailyReport, out: &mut impl Write) -> Result<(), RenderError> {
+fn explain(r: &DailyReport, out: &mut impl Write) -> std::io::Result<()> {
     let d = &r.day;
     for (i, s) in d.sections.iter().enumerate() {
         for (end, slot) in [("on", &s.on), ("off", &s.off)] {
             let o = &slot.original;
             let c = &slot.calibrated;
             let mut line = format!(
-                "  section {} {end:<3} scheduled {}  punch {}  {}",
+                "    section {} {end:<3} scheduled {}, punch {}: {}",
                 i + 1,
                 clock(d.date, Some(slot.scheduled)),
                 clock(d.date, c.punch),
@@ -241,23 +283,46 @@ fn explain(r: &DailyReport, out: &mut impl Write) -> Result<(), RenderError> {
         }
     }
     for p in &d.punches {
+        let used = match p.used {
+            PunchUse::On { section } => format!("on, section {}", section + 1),
+            PunchUse::Off { section } => format!("off, section {}", section + 1),
+            PunchUse::Unused if d.sections.is_empty() => "recorded (no slots on this day)".into(),
+            PunchUse::Unused => {
+                "not used (outside the windows, or between the on and off punch)".into()
+            }
+            PunchUse::Merged => "merged into the punch before (within the merge gap)".into(),
+            PunchUse::Refused => "refused by the rule (out of range, or photo missing)".into(),
+        };
+        let place = match p.place {
+            crate::geo::Place::InRange => "",
+            crate::geo::Place::OutOfRange => " out of range",
+        };
+        let device = p
+            .device_sn
+            .as_ref()
+            .map_or(String::new(), |sn| format!(" {sn}"));
         writeln!(
             out,
-            "  punch {} {:<7} {:<16} {:?}",
+            "    punch {} {}{device}{place}: {used}",
             clock(d.date, Some(p.local_time)),
             p.source,
-            p.device_sn.as_ref().map_or("", DeviceSn::as_str),
-            p.used
         )?;
     }
     for c in &d.calibrations {
         writeln!(
             out,
-            "  calibration {} by {} at {}: {:?} -> {} ({}){}",
+            "    calibration {} by {} at {}: {} -> {} ({}){}",
             c.calibration_id,
             c.actor,
             c.at.format("%Y-%m-%d %H:%M:%SZ"),
-            c.target,
+            match c.target {
+                CalibrationTarget::Day => "day".to_string(),
+                CalibrationTarget::Slot { section, end } => format!(
+                    "section {} {}",
+                    section + 1,
+                    if end == SlotEnd::On { "on" } else { "off" }
+                ),
+            },
             c.status.label(),
             c.reason,
             if c.superseded { " [superseded]" } else { "" }
@@ -267,33 +332,60 @@ fn explain(r: &DailyReport, out: &mut impl Write) -> Result<(), RenderError> {
 }
 
 fn slot_text(status: Status, seconds: i64) -> String {
-    if seconds > 0 { format!("{} {}", status.label(), duration(seconds)) } else { status.label().into() }
+    if seconds > 0 {
+        format!("{} {}", status.label(), duration(seconds))
+    } else {
+        status.label().into()
+    }
 }
 
-const RAW_COLUMNS: [&str; 9] =
-    ["local time", "zone", "person", "badge", "device", "verify", "source", "received", "punch id"];
+const RAW_COLUMNS: [&str; 9] = [
+    "local time",
+    "zone",
+    "person",
+    "badge",
+    "device",
+    "verify",
+    "source",
+    "received",
+    "punch id",
+];
 
 fn raw_row(r: &RawRow<'_>) -> Vec<String> {
     let p = r.punch;
     vec![
         p.local_time.format("%Y-%m-%d %H:%M:%S").to_string(),
         p.zone.to_string(),
-        r.person.map_or_else(|| "(unknown badge)".into(), str::to_string),
-        p.badge_number.as_ref().map_or_else(|| "--".into(), |b| b.to_string()),
-        p.device_sn.as_ref().map_or_else(|| "--".into(), |s| s.to_string()),
-        p.verify_mode.as_ref().map_or_else(|| "--".into(), |v| format!("{v:?}").to_lowercase()),
+        r.person
+            .map_or_else(|| "(unknown badge)".into(), str::to_string),
+        p.badge_number
+            .as_ref()
+            .map_or_else(|| "--".into(), |b| b.to_string()),
+        p.device_sn
+            .as_ref()
+            .map_or_else(|| "--".into(), |s| s.to_string()),
+        p.verify_mode
+            .as_ref()
+            .map_or_else(|| "--".into(), |v| format!("{v:?}").to_lowercase()),
         match &p.source {
             schemas::events::PunchSource::Device => "device".into(),
             schemas::events::PunchSource::Mobile => "mobile".into(),
             schemas::events::PunchSource::Import => "import".into(),
-            schemas::events::PunchSource::MakeUp { approval_id } => format!("make-up ({approval_id})"),
+            schemas::events::PunchSource::MakeUp { approval_id } => {
+                format!("make-up ({approval_id})")
+            }
         },
         r.received.to_string(),
         p.punch_id.0.to_string(),
     ]
 }
 
-pub fn raw(book: &Book, a: &RawArgs, format: Format, out: &mut impl Write) -> Result<(), RenderError> {
+pub fn raw(
+    book: &Book,
+    a: &RawArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), RenderError> {
     let rows: Vec<RawRow<'_>> = book
         .raw_rows()
         .into_iter()
@@ -301,10 +393,15 @@ pub fn raw(book: &Book, a: &RawArgs, format: Format, out: &mut impl Write) -> Re
         .filter(|r| a.to.is_none_or(|t| r.punch.local_time.date() <= t))
         .filter(|r| {
             a.devices.is_empty()
-                || r.punch.device_sn.as_ref().is_some_and(|s| a.devices.iter().any(|d| d == s.as_str()))
+                || r.punch
+                    .device_sn
+                    .as_ref()
+                    .is_some_and(|s| a.devices.iter().any(|d| d == s.as_str()))
         })
         .filter(|r| {
-            a.people.is_empty() || r.person_id.is_some_and(|p| a.people.iter().any(|x| x == p.as_str()))
+            a.people.is_empty()
+                || r.person_id
+                    .is_some_and(|p| a.people.iter().any(|x| x == p.as_str()))
         })
         .collect();
     let rejected: Vec<_> = book
@@ -317,11 +414,17 @@ pub fn raw(book: &Book, a: &RawArgs, format: Format, out: &mut impl Write) -> Re
     match format {
         Format::Json => {
             for r in &rows {
-                serde_json::to_writer(&mut *out, &serde_json::json!({"record": "punch", "punch": r.punch, "person_id": r.person_id, "person": r.person, "received": r.received}))?;
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"record": "punch", "punch": r.punch, "person_id": r.person_id, "person": r.person, "received": r.received}),
+                )?;
                 writeln!(out)?;
             }
             for r in &rejected {
-                serde_json::to_writer(&mut *out, &serde_json::json!({"record": "rejected", "rejected": r.record, "received": r.received}))?;
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"record": "rejected", "rejected": r.record, "received": r.received}),
+                )?;
                 writeln!(out)?;
             }
         }
@@ -341,7 +444,12 @@ pub fn raw(book: &Book, a: &RawArgs, format: Format, out: &mut impl Write) -> Re
                 let mut row = vec!["rejected".to_string()];
                 row.extend(vec![String::new(); 4]);
                 row.push(r.record.sn.to_string());
-                row.extend([String::new(), String::new(), r.received.to_string(), String::new()]);
+                row.extend([
+                    String::new(),
+                    String::new(),
+                    r.received.to_string(),
+                    String::new(),
+                ]);
                 row.push(format!("{:?}", r.record.reason));
                 row.push(r.record.raw.clone());
                 w.write_record(&row)?;

@@ -12,7 +12,10 @@ pub(crate) struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Self { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Self {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, row: Vec<String>) {
@@ -20,6 +23,15 @@ impl Table {
     }
 
     pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        self.write_with(out, |_, _| Ok(()))
+    }
+
+    /// Writes the table, calling `after(i, out)` after row `i` (for detail lines).
+    pub fn write_with<W: Write>(
+        &self,
+        out: &mut W,
+        mut after: impl FnMut(usize, &mut W) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.width()).collect();
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate() {
@@ -28,7 +40,7 @@ impl Table {
                 }
             }
         }
-        let line = |cells: &[String], out: &mut dyn Write| -> std::io::Result<()> {
+        let line = |cells: &[String], out: &mut W| -> std::io::Result<()> {
             let mut text = String::new();
             for (i, cell) in cells.iter().enumerate() {
                 if i > 0 {
@@ -42,8 +54,9 @@ impl Table {
             writeln!(out, "{}", text.trim_end())
         };
         line(&self.header, out)?;
-        for row in &self.rows {
+        for (i, row) in self.rows.iter().enumerate() {
             line(row, out)?;
+            after(i, out)?;
         }
         Ok(())
     }

@@ -55,7 +55,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
-        Self { start, end: end.max(start) }
+        Self {
+            start,
+            end: end.max(start),
+        }
     }
 
     pub fn seconds(&self) -> i64 {
@@ -88,10 +91,16 @@ impl Span {
                         left.push(p);
                     } else {
                         if hole.start > p.start {
-                            left.push(Span { start: p.start, end: hole.start });
+                            left.push(Span {
+                                start: p.start,
+                                end: hole.start,
+                            });
                         }
                         if hole.end < p.end {
-                            left.push(Span { start: hole.end, end: p.end });
+                            left.push(Span {
+                                start: hole.end,
+                                end: p.end,
+                            });
                         }
                     }
                     left

@@ -327,8 +327,12 @@ pub struct PunchNote {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PunchUse {
-    On { section: u8 },
-    Off { section: u8 },
+    On {
+        section: u8,
+    },
+    Off {
+        section: u8,
+    },
     /// Counted, but outside every punch window or not the earliest/latest of its slot.
     Unused,
     /// Within the rule's merge gap of the punch before it.
@@ -431,7 +435,11 @@ pub fn judge(day: &Day<'_>) -> Judged {
             },
         });
         if !refused && !merged {
-            kept.push(Seen { punch: p, place, off_device });
+            kept.push(Seen {
+                punch: p,
+                place,
+                off_device,
+            });
         }
     }
 
@@ -449,7 +457,10 @@ pub fn judge(day: &Day<'_>) -> Judged {
     // Slot roles, from the calibrated reading (it holds every punch).
     for (i, section) in calibrated.slots.iter().enumerate() {
         let i = i as u8;
-        for (slot, role) in [(&section.0, PunchUse::On { section: i }), (&section.1, PunchUse::Off { section: i })] {
+        for (slot, role) in [
+            (&section.0, PunchUse::On { section: i }),
+            (&section.1, PunchUse::Off { section: i }),
+        ] {
             if let Some(id) = slot.punch_id
                 && let Some(n) = notes.iter_mut().find(|n| n.punch_id == id)
             {
@@ -490,17 +501,27 @@ pub fn judge(day: &Day<'_>) -> Judged {
 
     let mut approvals: Vec<ApprovalNote> = Vec::new();
     for a in day.approvals {
-        let Some(overlap) = a.span.overlap(&owned) else { continue };
+        let Some(overlap) = a.span.overlap(&owned) else {
+            continue;
+        };
         let (kind, seconds) = match &a.kind {
             ApprovalKind::Leave { leave_type } => (
-                NoteKind::Leave { leave_type: leave_type.clone() },
+                NoteKind::Leave {
+                    leave_type: leave_type.clone(),
+                },
                 ctx.scheduled_work_within(&a.span),
             ),
-            ApprovalKind::BusinessTrip => (NoteKind::BusinessTrip, ctx.scheduled_work_within(&a.span)),
+            ApprovalKind::BusinessTrip => {
+                (NoteKind::BusinessTrip, ctx.scheduled_work_within(&a.span))
+            }
             ApprovalKind::Outing => (NoteKind::Outing, ctx.scheduled_work_within(&a.span)),
             ApprovalKind::Overtime => (NoteKind::Overtime, overlap.seconds()),
         };
-        approvals.push(ApprovalNote { approval_id: a.approval_id.clone(), kind, seconds });
+        approvals.push(ApprovalNote {
+            approval_id: a.approval_id.clone(),
+            kind,
+            seconds,
+        });
     }
     for s in &kept {
         if let PunchSource::MakeUp { approval_id } = &s.punch.source {
@@ -513,7 +534,9 @@ pub fn judge(day: &Day<'_>) -> Judged {
     }
     let field_work = kept
         .iter()
-        .filter(|s| s.place == Place::OutOfRange && day.options.out_of_range == OutOfRange::FieldWork)
+        .filter(|s| {
+            s.place == Place::OutOfRange && day.options.out_of_range == OutOfRange::FieldWork
+        })
         .count() as u32;
 
     let overtime = ctx.overtime(&kept, &calibrated);

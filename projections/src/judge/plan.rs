@@ -27,7 +27,11 @@ impl Placed {
 }
 
 fn day_offset(date: NaiveDate, next_day: bool) -> NaiveDate {
-    if next_day { date.succ_opt().unwrap_or(date) } else { date }
+    if next_day {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    }
 }
 
 /// The sections of `day` on `date`, in order. An end at or before its start is read as
@@ -47,7 +51,12 @@ pub fn place(zone: Tz, date: NaiveDate, day: &WorkDay) -> Vec<Placed> {
             let on_date = time::local(zone, on).date();
             off = time::at(zone, on_date.succ_opt().unwrap_or(on_date), s.off);
         }
-        out.push(Placed { on, off, on_window: s.on_window, off_window: s.off_window });
+        out.push(Placed {
+            on,
+            off,
+            on_window: s.on_window,
+            off_window: s.off_window,
+        });
     }
     out
 }
@@ -100,7 +109,11 @@ pub fn boundary(zone: Tz, a: &DayPlan, b: &DayPlan) -> DateTime<Utc> {
         (None, None) => midnight,
         (Some((_, a_last)), None) => {
             let end = a_last.off;
-            let base = if end <= midnight { midnight } else { end + REACH };
+            let base = if end <= midnight {
+                midnight
+            } else {
+                end + REACH
+            };
             match secs(a_last.off_window.after_s) {
                 Some(after) => base.max(end + after),
                 None => base,
@@ -108,7 +121,11 @@ pub fn boundary(zone: Tz, a: &DayPlan, b: &DayPlan) -> DateTime<Utc> {
         }
         (None, Some((b_first, _))) => {
             let start = b_first.on;
-            let base = if start >= midnight { midnight } else { start - REACH };
+            let base = if start >= midnight {
+                midnight
+            } else {
+                start - REACH
+            };
             match secs(b_first.on_window.before_s) {
                 Some(before) => base.min(start - before),
                 None => base,

@@ -65,7 +65,10 @@ impl Ctx<'_> {
         match &self.day.plan.work {
             Work::Sections { .. } => {
                 let rests = self.rests();
-                self.scheduled().iter().map(|p| seconds_outside(p.span(), &rests)).sum()
+                self.scheduled()
+                    .iter()
+                    .map(|p| seconds_outside(p.span(), &rests))
+                    .sum()
             }
             Work::Free { standard_work_s } => i64::from(*standard_work_s),
             Work::Off => 0,
@@ -83,9 +86,9 @@ impl Ctx<'_> {
                     .map(|s| seconds_outside(s, &rests))
                     .sum()
             }
-            Work::Free { standard_work_s } => {
-                span.overlap_seconds(&self.owned).min(i64::from(*standard_work_s))
-            }
+            Work::Free { standard_work_s } => span
+                .overlap_seconds(&self.owned)
+                .min(i64::from(*standard_work_s)),
             Work::Off => 0,
         }
     }
@@ -128,7 +131,11 @@ impl Ctx<'_> {
                 };
                 Reading {
                     slots: Vec::new(),
-                    verdict: Verdict { status: vec![status], exceptions: Exceptions::default(), work_s: 0 },
+                    verdict: Verdict {
+                        status: vec![status],
+                        exceptions: Exceptions::default(),
+                        work_s: 0,
+                    },
                     free_roles: None,
                     late_out_s: None,
                     past_end_s: None,
@@ -137,7 +144,9 @@ impl Ctx<'_> {
                     fully_covered: false,
                 }
             }
-            Work::Free { standard_work_s } => self.free(punches, cover, i64::from(*standard_work_s)),
+            Work::Free { standard_work_s } => {
+                self.free(punches, cover, i64::from(*standard_work_s))
+            }
             Work::Sections { day, .. } => self.sections(day, punches, cover),
         }
     }
@@ -148,12 +157,20 @@ impl Ctx<'_> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let role = if i % 2 == 0 { PunchUse::On { section: 0 } } else { PunchUse::Off { section: 0 } };
+                let role = if i % 2 == 0 {
+                    PunchUse::On { section: 0 }
+                } else {
+                    PunchUse::Off { section: 0 }
+                };
                 (s.punch.punch_id, role)
             })
             .collect();
         let first_on = punches.first().map(Seen::at);
-        let last_off = punches.iter().skip(1).step_by(2).last().map(Seen::at);
+        // The last punch at an odd position (1, 3, ...) is the last off.
+        let last_off = match punches.len() {
+            0 | 1 => None,
+            n => Some(punches[if n % 2 == 0 { n - 1 } else { n - 2 }].at()),
+        };
         let work_s = match (first_on, last_off) {
             (Some(a), Some(b)) => (b - a).num_seconds(),
             _ => 0,
@@ -187,7 +204,11 @@ impl Ctx<'_> {
         }
         Reading {
             slots: Vec::new(),
-            verdict: Verdict { status, exceptions, work_s },
+            verdict: Verdict {
+                status,
+                exceptions,
+                work_s,
+            },
             free_roles: Some(roles),
             late_out_s: None,
             past_end_s: last_off.map(|t| (t - self.owned.start).num_seconds() - standard),
@@ -224,13 +245,27 @@ impl Ctx<'_> {
         let mut past_end_s = None;
 
         for (i, p) in placed.iter().enumerate() {
-            let lo = if i == 0 { self.owned.start } else { plan::between_sections(&placed[i - 1], p) };
-            let hi = if i == last { self.owned.end } else { plan::between_sections(p, &placed[i + 1]) };
-            let region: Vec<&Seen<'_>> = punches.iter().filter(|s| lo <= s.at() && s.at() < hi).collect();
+            let lo = if i == 0 {
+                self.owned.start
+            } else {
+                plan::between_sections(&placed[i - 1], p)
+            };
+            let hi = if i == last {
+                self.owned.end
+            } else {
+                plan::between_sections(p, &placed[i + 1])
+            };
+            let region: Vec<&Seen<'_>> = punches
+                .iter()
+                .filter(|s| lo <= s.at() && s.at() < hi)
+                .collect();
             let (on, off) = pick(p, &region);
 
             let uncovered = p.span().minus(&cover_spans);
-            let cover_on = cover.iter().find(|a| a.span.contains(p.on)).map(|a| cover_status(&a.kind));
+            let cover_on = cover
+                .iter()
+                .find(|a| a.span.contains(p.on))
+                .map(|a| cover_status(&a.kind));
             let cover_off = cover
                 .iter()
                 .find(|a| a.span.start < p.off && p.off <= a.span.end)
@@ -252,17 +287,29 @@ impl Ctx<'_> {
             let (late_tolerance, alll) = match day.flex {
                 Flex::None => (0, None),
                 Flex::Allowance { late_s, .. } => (i64::from(late_s), None),
-                Flex::ArriveLateLeaveLate { max_late_s, max_early_s } => {
-                    if i == 0 { (i64::from(max_late_s), Some((max_late_s, max_early_s))) } else { (0, None) }
+                Flex::ArriveLateLeaveLate {
+                    max_late_s,
+                    max_early_s,
+                } => {
+                    if i == 0 {
+                        (i64::from(max_late_s), Some((max_late_s, max_early_s)))
+                    } else {
+                        (0, None)
+                    }
                 }
             };
-            let late_tolerance = if i == 0 { late_tolerance.max(tier_extra) } else { late_tolerance };
+            let late_tolerance = if i == 0 {
+                late_tolerance.max(tier_extra)
+            } else {
+                late_tolerance
+            };
             let on_slot = match on {
                 None => self.slot(cover_on.unwrap_or(Status::MissingPunch), 0, None),
                 Some(s) => {
                     let by = (s.at() - expected_on).num_seconds();
                     if let Some((max_late, max_early)) = alll {
-                        shift = Duration::seconds(by.clamp(-i64::from(max_early), i64::from(max_late)));
+                        shift =
+                            Duration::seconds(by.clamp(-i64::from(max_early), i64::from(max_late)));
                     }
                     if by > late_tolerance {
                         self.slot(Status::Late, by, Some(s))
@@ -281,7 +328,9 @@ impl Ctx<'_> {
                 expected_off += shift;
             }
             let off_slot = match off {
-                None if day.off_punch_required => self.slot(cover_off.unwrap_or(Status::MissingPunch), 0, None),
+                None if day.off_punch_required => {
+                    self.slot(cover_off.unwrap_or(Status::MissingPunch), 0, None)
+                }
                 None => self.slot(cover_off.unwrap_or(Status::Normal), 0, None),
                 Some(s) => {
                     let early = (expected_off - s.at()).num_seconds();
@@ -289,7 +338,8 @@ impl Ctx<'_> {
                         past_end_s = Some(-early);
                         late_out_s = Some((s.at() - p.off).num_seconds());
                     }
-                    if early > early_tolerance {
+                    // 下班不需打卡: an off punch is recorded for work time, never judged.
+                    if early > early_tolerance && day.off_punch_required {
                         self.slot(Status::EarlyLeave, early, Some(s))
                     } else {
                         self.slot(Status::Normal, 0, Some(s))
@@ -306,7 +356,10 @@ impl Ctx<'_> {
                     work_s += seconds_outside(worked, &rests);
                 }
             }
-            absent_s += uncovered.iter().map(|u| seconds_outside(*u, &rests)).sum::<i64>();
+            absent_s += uncovered
+                .iter()
+                .map(|u| seconds_outside(*u, &rests))
+                .sum::<i64>();
             slots.push((on_slot, off_slot));
         }
 
@@ -316,7 +369,11 @@ impl Ctx<'_> {
         }
         let mut reading = Reading {
             slots,
-            verdict: Verdict { status: Vec::new(), exceptions: Exceptions::default(), work_s },
+            verdict: Verdict {
+                status: Vec::new(),
+                exceptions: Exceptions::default(),
+                work_s,
+            },
             free_roles: None,
             late_out_s,
             past_end_s,
@@ -350,14 +407,21 @@ impl Ctx<'_> {
                 .sum();
             (s, OvertimeBasis::Approval)
         };
-        (seconds > 0 && seconds >= i64::from(policy.min_s)).then_some(Overtime { seconds, day_type, basis })
+        (seconds > 0 && seconds >= i64::from(policy.min_s)).then_some(Overtime {
+            seconds,
+            day_type,
+            basis,
+        })
     }
 }
 
 /// The on and off punch of a section: with two or more punches, the earliest that its
 /// on window accepts and the latest (another one) that its off window accepts; a lone
 /// punch is the on punch when it is nearer the start than the end.
-fn pick<'s, 'a>(p: &Placed, region: &[&'s Seen<'a>]) -> (Option<&'s Seen<'a>>, Option<&'s Seen<'a>>) {
+fn pick<'s, 'a>(
+    p: &Placed,
+    region: &[&'s Seen<'a>],
+) -> (Option<&'s Seen<'a>>, Option<&'s Seen<'a>>) {
     let on_ok = |s: &Seen<'_>| plan::in_window(&p.on_window, p.on, s.at());
     let off_ok = |s: &Seen<'_>| plan::in_window(&p.off_window, p.off, s.at());
     match region {
@@ -421,10 +485,9 @@ impl Reading {
             }
         }
         let still_absent = self.absent.count > 0
-            && self
-                .slots
-                .iter()
-                .all(|(on, off)| on.punch.is_none() && off.punch.is_none() && on.status != Status::Normal);
+            && self.slots.iter().all(|(on, off)| {
+                on.punch.is_none() && off.punch.is_none() && on.status != Status::Normal
+            });
         if still_absent {
             e.absent = self.absent;
         }
@@ -444,12 +507,20 @@ impl Reading {
 
 /// Applies calibrations in order: the last one for a target wins, and one that names
 /// another in `replaces` retires it. Returns the whole trail, applied or not.
-pub(super) fn apply_calibrations(reading: &mut Reading, calibrations: &[Calibration]) -> Vec<CalibrationNote> {
-    let retired: Vec<_> = calibrations.iter().filter_map(|c| c.calibration.replaces.clone()).collect();
+pub(super) fn apply_calibrations(
+    reading: &mut Reading,
+    calibrations: &[Calibration],
+) -> Vec<CalibrationNote> {
+    let retired: Vec<_> = calibrations
+        .iter()
+        .filter_map(|c| c.calibration.replaces.clone())
+        .collect();
     let mut notes = Vec::with_capacity(calibrations.len());
     for (i, c) in calibrations.iter().enumerate() {
         let cal = &c.calibration;
-        let later_same_target = calibrations[i + 1..].iter().any(|l| l.calibration.target == cal.target);
+        let later_same_target = calibrations[i + 1..]
+            .iter()
+            .any(|l| l.calibration.target == cal.target);
         let superseded = retired.contains(&cal.calibration_id) || later_same_target;
         let status = Status::from(cal.status);
         if !superseded {
@@ -487,14 +558,24 @@ pub(super) fn apply_calibrations(reading: &mut Reading, calibrations: &[Calibrat
         });
     }
     // A day calibration is applied last: it is the administrator's word on the whole day.
-    if let Some(day) = notes.iter().rev().find(|n| !n.superseded && n.target == CalibrationTarget::Day) {
+    if let Some(day) = notes
+        .iter()
+        .rev()
+        .find(|n| !n.superseded && n.target == CalibrationTarget::Day)
+    {
         let e = reading.verdict.exceptions;
         let mut kept = Exceptions::default();
         match day.status {
             Status::Late => kept.late = e.late,
             Status::EarlyLeave => kept.early_leave = e.early_leave,
             Status::MissingPunch => kept.missing_punch = e.missing_punch,
-            Status::Absent => kept.absent = if e.absent.count > 0 { e.absent } else { reading.absent },
+            Status::Absent => {
+                kept.absent = if e.absent.count > 0 {
+                    e.absent
+                } else {
+                    reading.absent
+                }
+            }
             Status::LocationException => kept.location = e.location,
             Status::DeviceException => kept.device = e.device,
             _ => {}
