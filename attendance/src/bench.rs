@@ -19,6 +19,25 @@ pub enum BenchCommand {
     /// Device ingest over HTTP: the real device records in 128-line POSTs, from 1 and
     /// from 50 devices at once, acknowledged end to end, against raw JetStream publish.
     Ingest(IngestBench),
+    /// Offline replay: a JSON-lines file of punch events (1 million by default) folded
+    /// and judged into daily reports, against a raw JetStream read of as many messages
+    /// of the same size.
+    Replay(ReplayBench),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayBench {
+    /// Punch events in the generated file.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// People punching (four punches a workday each).
+    #[arg(long, default_value_t = 1_000)]
+    pub people: u64,
+    /// Keep the generated file here instead of a temporary folder.
+    #[arg(long)]
+    pub keep: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +78,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Append(args) => append(args).await,
         BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Replay(args) => crate::bench_replay::run(args).await,
     }
 }
 
@@ -318,7 +338,7 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
 }
 
 /// VmHWM of this process, from /proc.
-fn peak_memory() -> String {
+pub fn peak_memory() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -5,6 +5,7 @@
 
 mod admin;
 mod bench;
+mod bench_replay;
 mod cli;
 mod demo;
 mod events;

@@ -39,6 +39,58 @@ pub async fn raw_publish(
     in_flight: usize,
     message_ids: bool,
 ) -> Result<Throughput, LedgerError> {
+    let throughput = publish(js, count, size, in_flight, message_ids).await;
+    let _ = js.delete_stream(STREAM).await;
+    throughput
+}
+
+/// Publishes `count` messages of `size` bytes (untimed), then reads them all back in
+/// order with an ordered pull consumer, as a replay from the stream would: the figure
+/// is the read alone. The scratch stream is removed afterwards.
+pub async fn raw_read(
+    js: &jetstream::Context,
+    count: u64,
+    size: usize,
+    in_flight: usize,
+) -> Result<Throughput, LedgerError> {
+    let result = async {
+        publish(js, count, size, in_flight, false).await?;
+        let stream = js.get_stream(STREAM).await.map_err(LedgerError::setup)?;
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .map_err(LedgerError::setup)?;
+        let started = Instant::now();
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let mut read = 0u64;
+        while read < count {
+            match messages.next().await {
+                Some(Ok(_)) => read += 1,
+                Some(Err(e)) => return Err(LedgerError::unavailable(e)),
+                None => break,
+            }
+        }
+        Ok(Throughput {
+            messages: read,
+            bytes: read * size as u64,
+            elapsed: started.elapsed(),
+        })
+    }
+    .await;
+    let _ = js.delete_stream(STREAM).await;
+    result
+}
+
+async fn publish(
+    js: &jetstream::Context,
+    count: u64,
+    size: usize,
+    in_flight: usize,
+    message_ids: bool,
+) -> Result<Throughput, LedgerError> {
     let _ = js.delete_stream(STREAM).await;
     js.create_stream(stream::Config {
         name: STREAM.into(),
@@ -71,7 +123,6 @@ pub async fn raw_publish(
         ack(Some(result))?;
     }
     let elapsed = started.elapsed();
-    let _ = js.delete_stream(STREAM).await;
     Ok(Throughput {
         messages: count,
         bytes: count * size as u64,

@@ -12,7 +12,7 @@ use schemas::events::{
     ShiftSwapApproved, SpecialDate, SpecialDateKind, Unscheduled, Weekday,
 };
 use schemas::ids::{
-    BadgeNumber, CalendarId, CycleId, DepartmentId, PersonId, PunchId, RuleId, ShiftId, TenantId,
+    BadgeNumber, CalendarId, CycleId, DepartmentId, PersonId, RuleId, ShiftId, TenantId,
 };
 use schemas::{Actor, Envelope, Event};
 use serde::Serialize;
@@ -57,7 +57,6 @@ pub struct Book {
     swaps: Vec<ShiftSwapApproved>,
     calendars: HashMap<(CalendarId, i32), HolidayCalendarPublished>,
     special: HashMap<(RuleId, NaiveDate), SpecialDate>,
-    punches: HashMap<PunchId, Punch>,
     approvals: HashMap<PersonId, Vec<Approval>>,
     calibrations: HashMap<PersonId, Vec<Calibration>>,
     raw: RawRecords,
@@ -242,17 +241,6 @@ impl Book {
                     self.special.insert((e.rule_id.clone(), d.date), d.clone());
                 }
             }
-            Event::PunchRecorded(e) => self.punch(&e.punch),
-            Event::PunchesRecorded(e) => {
-                for p in &e.punches {
-                    self.punch(p);
-                }
-            }
-            Event::MakeUpPunchApproved(e) => {
-                let mut p = e.punch.clone();
-                p.person_id.get_or_insert_with(|| e.person_id.clone());
-                self.punch(&p);
-            }
             Event::CalibrationApplied(e) => {
                 self.calibrations
                     .entry(e.person_id.clone())
@@ -286,6 +274,9 @@ impl Book {
                 ApprovalKind::Overtime,
                 &e.span,
             ),
+            // Punches are kept once, by id, in the raw records folded above.
+            Event::PunchRecorded(_) | Event::PunchesRecorded(_) | Event::MakeUpPunchApproved(_) => {
+            }
             // Listed, not wildcarded: a new event kind must be considered here.
             Event::DeviceRecordRejected(_)
             | Event::DeviceBound(_)
@@ -313,10 +304,6 @@ impl Book {
         }
     }
 
-    fn punch(&mut self, p: &Punch) {
-        self.punches.entry(p.punch_id).or_insert_with(|| p.clone());
-    }
-
     fn approve(
         &mut self,
         person: &PersonId,
@@ -332,6 +319,10 @@ impl Book {
                 span: Span::new(span.start, span.end),
             });
         }
+    }
+
+    fn punches(&self) -> impl Iterator<Item = &Punch> {
+        self.raw.punches.values().map(|r| &r.punch)
     }
 
     /// The person a punch is for: named, or who held its badge number at the time.
@@ -641,8 +632,7 @@ impl Book {
         let start = time::at(zone, date, NaiveTime::MIN);
         let end = time::at(zone, date.succ_opt()?, NaiveTime::MIN);
         let first = self
-            .punches
-            .values()
+            .punches()
             .filter(|p| start <= p.instant && p.instant < end && self.person_of(p) == Some(person))
             .map(|p| p.instant)
             .min()?;
@@ -682,7 +672,7 @@ impl Book {
     /// Each person's punches in time order.
     fn punches_by_person(&self) -> HashMap<&PersonId, Vec<&Punch>> {
         let mut by: HashMap<&PersonId, Vec<&Punch>> = HashMap::new();
-        for p in self.punches.values() {
+        for p in self.punches() {
             if let Some(person) = self.person_of(p) {
                 by.entry(person).or_default().push(p);
             }
@@ -695,7 +685,7 @@ impl Book {
 
     /// The first and last local date any punch was made on.
     pub fn punch_dates(&self) -> Option<(NaiveDate, NaiveDate)> {
-        let dates = self.punches.values().map(|p| p.local_time.date());
+        let dates = self.punches().map(|p| p.local_time.date());
         let (mut lo, mut hi) = (None::<NaiveDate>, None::<NaiveDate>);
         for d in dates {
             lo = Some(lo.map_or(d, |x| x.min(d)));

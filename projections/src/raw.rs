@@ -48,7 +48,16 @@ impl RawRecords {
                     self.punch(sequence, punch);
                 }
             }
-            Event::MakeUpPunchApproved(e) => self.punch(sequence, &e.punch),
+            Event::MakeUpPunchApproved(e) => {
+                // The approval names the person even if its punch does not.
+                if e.punch.person_id.is_none() {
+                    let mut punch = e.punch.clone();
+                    punch.person_id = Some(e.person_id.clone());
+                    self.punch(sequence, &punch);
+                } else {
+                    self.punch(sequence, &e.punch);
+                }
+            }
             Event::DeviceRecordRejected(e) => {
                 self.rejected
                     .entry((e.sn.to_string(), e.raw.clone()))
