@@ -101,7 +101,9 @@ fn help_lists_every_subcommand() {
     let out = attendance(&["--help"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for sub in ["up", "gateway", "admin", "streams", "events", "bench"] {
+    for sub in [
+        "up", "gateway", "admin", "streams", "events", "replay", "bench",
+    ] {
         assert!(
             text.contains(&format!("  {sub} ")),
             "--help lacks {sub}:\n{text}"
@@ -356,5 +358,111 @@ fn people_are_hired_updated_and_removed_with_badge_rules() {
         ["PersonHired", "BadgeNumberAssigned", "PersonLeft"],
         "refusals appended nothing"
     );
+    up.interrupt();
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/../replay-fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn replay_prints_the_worked_examples_from_a_file() {
+    let file = fixture("domain-worked-examples.jsonl");
+    let out = attendance(&["replay", "--events", &file, "daily"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    for expected in [
+        "missing punch x2, absent 9h",
+        "late 5h25m, early leave 3h34m52s",
+        "late 7h27m",
+        "曹俊",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    assert_eq!(text.lines().count(), 5, "a header and four people:\n{text}");
+
+    let csv = attendance(&[
+        "replay", "--events", &file, "--format", "csv", "daily", "--person", "p-xu",
+    ]);
+    let csv = stdout(&csv);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("p-xu,2019-02-18,徐"),
+        "{csv}"
+    );
+
+    let raw = attendance(&["replay", "--events", &file, "raw", "--device", "CLOUD236"]);
+    let raw = stdout(&raw);
+    assert!(
+        raw.contains("2 punches") && raw.contains("19:59:00"),
+        "{raw}"
+    );
+
+    let json = attendance(&[
+        "replay",
+        "--events",
+        &file,
+        "--format",
+        "json",
+        "daily",
+        "--from",
+        "2019-02-19",
+    ]);
+    assert_eq!(
+        stdout(&json),
+        "",
+        "no punches after the 18th, and --to defaults to the last punch"
+    );
+}
+
+#[test]
+fn replay_refuses_a_file_with_a_bad_line_and_names_it() {
+    let good = std::fs::read_to_string(fixture("resent-history.jsonl")).unwrap();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let mut lines = good.lines();
+    writeln!(file, "{}", lines.next().unwrap()).unwrap();
+    writeln!(file, "{}", lines.next().unwrap()).unwrap();
+    writeln!(file, "{{\"event\": \"not an envelope\"}}").unwrap();
+    let out = attendance(&["replay", "--events", file.path().to_str().unwrap(), "daily"]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    assert_eq!(stdout(&out), "", "no partial report");
+
+    let missing = attendance(&["replay", "daily"]);
+    assert_eq!(missing.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--events"));
+}
+
+#[test]
+fn replay_from_a_tenant_stream_matches_the_file() {
+    let mut up = Up::start();
+    let file = fixture("calibration-after-make-up.jsonl");
+    let append = attendance(&["events", "append", "--nats", &up.url, "--file", &file]);
+    assert!(
+        append.status.success(),
+        "{}",
+        String::from_utf8_lossy(&append.stderr)
+    );
+    for report in ["daily", "raw"] {
+        let from_file = attendance(&["replay", "--events", &file, "--format", "json", report]);
+        let from_nats = attendance(&[
+            "replay", "--nats", &up.url, "--tenant", "acme", "--format", "json", report,
+        ]);
+        assert!(
+            from_nats.status.success(),
+            "{}",
+            String::from_utf8_lossy(&from_nats.stderr)
+        );
+        assert_eq!(stdout(&from_file), stdout(&from_nats), "{report}");
+        assert!(!stdout(&from_nats).is_empty());
+    }
     up.interrupt();
 }
