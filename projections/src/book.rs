@@ -34,7 +34,9 @@ struct Department {
 #[derive(Debug, Clone)]
 struct Person {
     name: String,
-    department_id: DepartmentId,
+    /// Departments with the date each applies from (a transfer is dated by when it was
+    /// recorded): a day is judged with the department, and so the rule, of its date.
+    departments: Vec<(NaiveDate, DepartmentId)>,
     hired_on: NaiveDate,
     left_on: Option<NaiveDate>,
 }
@@ -160,7 +162,7 @@ impl Book {
                     e.person_id.clone(),
                     Person {
                         name: e.name.clone(),
-                        department_id: e.department_id.clone(),
+                        departments: vec![(e.hired_on, e.department_id.clone())],
                         hired_on: e.hired_on,
                         left_on: None,
                     },
@@ -182,7 +184,9 @@ impl Book {
                         p.name = n.clone();
                     }
                     if let Some(d) = &e.department_id {
-                        p.department_id = d.clone();
+                        let from = at.date_naive();
+                        p.departments.retain(|(f, _)| *f < from);
+                        p.departments.push((from, d.clone()));
                     }
                 }
             }
@@ -561,6 +565,10 @@ impl Book {
                             day: day.clone(),
                         };
                     }
+                    if plan.work == Work::Off {
+                        // A shift rule's must-punch date with no shift to judge it by.
+                        plan.day_type = DayType::Rest;
+                    }
                     return plan;
                 }
             }
@@ -630,19 +638,40 @@ impl Book {
         zone: Tz,
     ) -> Option<(ShiftRef, &schemas::events::WorkDay)> {
         let start = time::at(zone, date, NaiveTime::MIN);
-        let end = time::at(zone, date.succ_opt()?, NaiveTime::MIN);
-        let first = self
+        let next = date.succ_opt()?;
+        let end = time::at(zone, next, NaiveTime::MIN);
+        // The person punched this calendar day; the next morning may hold a night
+        // shift's off punch.
+        if !self
             .punches()
-            .filter(|p| start <= p.instant && p.instant < end && self.person_of(p) == Some(person))
+            .any(|p| start <= p.instant && p.instant < end && self.person_of(p) == Some(person))
+        {
+            return None;
+        }
+        let horizon = end + Duration::hours(12);
+        let punched: Vec<_> = self
+            .punches()
+            .filter(|p| {
+                start <= p.instant && p.instant < horizon && self.person_of(p) == Some(person)
+            })
             .map(|p| p.instant)
-            .min()?;
+            .collect();
+        let nearest =
+            |t: chrono::DateTime<Utc>| punched.iter().map(|p| (t - *p).num_seconds().abs()).min();
+        // The shift whose start and end both sit nearest the punches: a night worker's
+        // 06:00 off punch of the night before does not make the day a morning shift.
         shifts
             .iter()
             .filter_map(|id| self.shift_ref(id))
             .filter_map(|(r, day)| {
-                let on = day.sections.first()?.on;
-                let at = time::at(zone, date, on);
-                Some(((at - first).num_seconds().abs(), r, day))
+                let first = day.sections.first()?;
+                let last = day.sections.last()?;
+                let on = time::at(zone, if first.on_next_day { next } else { date }, first.on);
+                let mut off = time::at(zone, if last.off_next_day { next } else { date }, last.off);
+                if off <= on {
+                    off = time::at(zone, next, last.off);
+                }
+                Some((nearest(on)? + nearest(off)?, r, day))
             })
             .min_by_key(|(d, r, _)| (*d, r.shift_id.clone()))
             .map(|(_, r, day)| (r, day))
@@ -659,10 +688,20 @@ impl Book {
     }
 
     fn plan_for(&self, person: &PersonId, p: &Person, date: NaiveDate) -> DayPlan {
-        match self.rule_of(person, &p.department_id, date) {
+        match self.rule_of(person, Self::department_on(p, date), date) {
             Some(rule) if Self::employed(p, date) => self.plan(person, rule, date, rule.zone.tz()),
             _ => Self::off_plan(date),
         }
+    }
+
+    fn department_on(p: &Person, date: NaiveDate) -> &DepartmentId {
+        p.departments
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= date)
+            .or_else(|| p.departments.first())
+            .map(|(_, d)| d)
+            .expect("a person is hired into a department")
     }
 
     fn employed(p: &Person, date: NaiveDate) -> bool {
@@ -712,8 +751,12 @@ impl Book {
             if !q.people.is_empty() && !q.people.contains(id) {
                 continue;
             }
+            let to_date = to;
             if let Some(d) = &q.department
-                && !self.in_department(&person.department_id, d)
+                && !person
+                    .departments
+                    .iter()
+                    .any(|(from, dept)| *from <= to_date && self.in_department(dept, d))
             {
                 continue;
             }
@@ -728,10 +771,6 @@ impl Book {
                 .get(id)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let department = self
-                .departments
-                .get(&person.department_id)
-                .map(|d| d.name.clone());
 
             // Start a day early: its last off punch decides late-out, late-in.
             let Some(mut date) = from.pred_opt() else {
@@ -745,8 +784,9 @@ impl Book {
                     break;
                 };
                 let next = self.plan_for(id, person, next_date);
+                let department_id = Self::department_on(person, date);
                 let rule = self
-                    .rule_of(id, &person.department_id, date)
+                    .rule_of(id, department_id, date)
                     .filter(|_| Self::employed(person, date));
                 if let Some(rule) = rule {
                     let zone = rule.zone.tz();
@@ -784,14 +824,19 @@ impl Book {
                         late_out_s,
                     });
                     late_out_s = judged.late_out_s;
-                    if date >= from {
+                    let in_filter = q
+                        .department
+                        .as_ref()
+                        .is_none_or(|d| self.in_department(department_id, d));
+                    if date >= from && in_filter {
                         out.push(DailyReport {
                             person_id: id.clone(),
                             person: person.name.clone(),
-                            department_id: person.department_id.clone(),
-                            department: department
-                                .clone()
-                                .unwrap_or_else(|| person.department_id.to_string()),
+                            department_id: department_id.clone(),
+                            department: self
+                                .departments
+                                .get(department_id)
+                                .map_or_else(|| department_id.to_string(), |d| d.name.clone()),
                             day: judged,
                         });
                     }

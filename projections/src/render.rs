@@ -137,6 +137,11 @@ fn approvals_text(r: &DailyReport) -> String {
             NoteKind::MakeUp => "make-up punch".into(),
         })
         .collect();
+    if let Some(o) = &r.day.overtime
+        && o.basis == crate::judge::OvertimeBasis::Punches
+    {
+        parts.push(format!("overtime {} (by punches)", duration(o.seconds)));
+    }
     if r.day.field_work > 0 {
         parts.push(format!("field work x{}", r.day.field_work));
     }

@@ -211,7 +211,7 @@ impl Ctx<'_> {
             },
             free_roles: Some(roles),
             late_out_s: None,
-            past_end_s: last_off.map(|t| (t - self.owned.start).num_seconds() - standard),
+            past_end_s: last_off.map(|_| work_s - standard),
             absent,
             covered_by,
             fully_covered: punches.is_empty() && !cover.is_empty(),
@@ -261,7 +261,13 @@ impl Ctx<'_> {
                 .collect();
             let (on, off) = pick(p, &region);
 
-            let uncovered = p.span().minus(&cover_spans);
+            // With leave in the section, a rest next to it is not work either: leave
+            // until lunch expects the person back after lunch.
+            let mut holes = cover_spans.clone();
+            if !cover_spans.is_empty() {
+                holes.extend(rests.iter().copied());
+            }
+            let uncovered = p.span().minus(&holes);
             let cover_on = cover
                 .iter()
                 .find(|a| a.span.contains(p.on))
