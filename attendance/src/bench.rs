@@ -6,8 +6,8 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use ledger::{Expected, Ledger, NatsServer, ServerOptions};
-use schemas::events::{Punch, PunchRecorded, PunchSource, VerifyMode};
-use schemas::ids::{BadgeNumber, DeviceSn, EventId, PunchId, TenantId, ZoneName};
+use schemas::events::{Punch, PunchRecorded, VerifyMode};
+use schemas::ids::{BadgeNumber, DeviceSn, EventId, TenantId, ZoneName};
 use schemas::{Actor, Envelope};
 
 use crate::cli::LedgerArgs;
@@ -163,26 +163,19 @@ fn punch(tenant: &TenantId, i: u64) -> Envelope {
         .unwrap_or_default()
         + Duration::seconds(i as i64);
     let instant = local.and_utc() - Duration::hours(8);
-    let punch_id = PunchId::for_device_record(&sn, &badge, local);
     let punch = Punch {
-        punch_id,
-        source: PunchSource::Device,
-        person_id: None,
-        device_sn: Some(sn.clone()),
-        badge_number: Some(badge),
-        local_time: local,
-        zone: ZoneName::parse("Asia/Shanghai").unwrap_or_else(|_| unreachable!()),
-        instant,
         verify_mode: Some(VerifyMode::Face),
         punch_state: Some(0),
-        work_code: None,
         device_seq: Some(i),
-        location: None,
-        wifi_bssid: None,
-        qr_token: None,
-        photo_ref: None,
-        raw_line: None,
+        ..Punch::from_device(
+            sn.clone(),
+            badge,
+            local,
+            ZoneName::parse("Asia/Shanghai").unwrap_or_else(|_| unreachable!()),
+            instant,
+        )
     };
+    let id = punch.punch_id;
     Envelope::new(
         tenant.clone(),
         Actor::Device { sn },
@@ -190,7 +183,7 @@ fn punch(tenant: &TenantId, i: u64) -> Envelope {
         Utc::now(),
     )
     .occurred_at(instant)
-    .with_id(EventId(punch_id.0))
+    .with_id(EventId(id.0))
 }
 
 async fn ingest(args: IngestBench) -> anyhow::Result<()> {

@@ -135,23 +135,16 @@ fn generate(path: &std::path::Path, args: &ReplayBench) -> anyhow::Result<usize>
                     let local = date.and_time(t(h, m)) + Duration::minutes(jitter);
                     let instant = projections::time::instant(tz, local);
                     let punch = Punch {
-                        punch_id: PunchId::for_device_record(&sn, &badge, local),
-                        source: PunchSource::Device,
-                        person_id: None,
-                        device_sn: Some(sn.clone()),
-                        badge_number: Some(badge.clone()),
-                        local_time: local,
-                        zone: zone.clone(),
-                        instant,
                         verify_mode: Some(VerifyMode::Face),
                         punch_state: Some(0),
-                        work_code: None,
                         device_seq: Some(written),
-                        location: None,
-                        wifi_bssid: None,
-                        qr_token: None,
-                        photo_ref: None,
-                        raw_line: None,
+                        ..Punch::from_device(
+                            sn.clone(),
+                            badge.clone(),
+                            local,
+                            zone.clone(),
+                            instant,
+                        )
                     };
                     let line = envelope(&tenant, PunchRecorded { punch }, instant).to_json()?;
                     bytes += line.len() + 1;

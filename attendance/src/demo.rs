@@ -145,26 +145,13 @@ fn events(tenant: &TenantId, now: DateTime<Utc>) -> Vec<Envelope> {
                 .expect("no DST in Asia/Shanghai")
                 .with_timezone(&Utc);
             punches.push(Punch {
-                punch_id: PunchId::for_device_record(&sn, &badge, local),
-                source: PunchSource::Device,
-                person_id: None,
-                device_sn: Some(sn.clone()),
-                badge_number: Some(badge.clone()),
-                local_time: local,
-                zone: zone.clone(),
-                instant,
                 verify_mode: Some(VerifyMode::Face),
                 punch_state: Some(0),
-                work_code: None,
-                device_seq: None,
-                location: None,
-                wifi_bssid: None,
-                qr_token: None,
-                photo_ref: None,
                 raw_line: Some(format!(
                     "{badge}\t{}\t0\t15\t0\t0",
                     local.format("%Y-%m-%d %H:%M:%S")
                 )),
+                ..Punch::from_device(sn.clone(), badge.clone(), local, zone.clone(), instant)
             });
         }
     }

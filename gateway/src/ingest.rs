@@ -7,10 +7,8 @@
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
-use schemas::events::{
-    DeviceRecordRejected, Punch, PunchSource, PunchesRecorded, RejectionReason, VerifyMode,
-};
-use schemas::ids::{BadgeNumber, DeviceSn, EventId, PunchId, TenantId, ZoneName};
+use schemas::events::{DeviceRecordRejected, Punch, PunchesRecorded, RejectionReason, VerifyMode};
+use schemas::ids::{BadgeNumber, DeviceSn, EventId, TenantId, ZoneName};
 use schemas::{Actor, Envelope};
 
 use crate::protocol::attlog;
@@ -100,23 +98,18 @@ fn punch_of(
     }
     let badge = BadgeNumber::from(record.badge);
     Ok(Punch {
-        punch_id: PunchId::for_device_record(&binding.sn, &badge, record.local_time),
-        source: PunchSource::Device,
-        person_id: None,
-        device_sn: Some(binding.sn.clone()),
-        badge_number: Some(badge),
-        local_time: record.local_time,
-        zone: binding.zone.clone(),
-        instant,
         verify_mode: record.verify_code.map(VerifyMode::from_code),
         punch_state: record.punch_state,
         work_code: record.work_code.map(str::to_owned),
         device_seq: record.device_seq,
-        location: None,
-        wifi_bssid: None,
-        qr_token: None,
-        photo_ref: None,
         raw_line: Some(line.to_owned()),
+        ..Punch::from_device(
+            binding.sn.clone(),
+            badge,
+            record.local_time,
+            binding.zone.clone(),
+            instant,
+        )
     })
 }
 

@@ -174,24 +174,10 @@ fn punch(day: u8, minute: u16) -> Punch {
     let zone = ZoneName::parse(ZONE).unwrap();
     let sn = DeviceSn::new("DEV1");
     let badge = BadgeNumber::new("1");
+    let instant = projections::time::instant(zone.tz(), local);
     Punch {
-        punch_id: PunchId::for_device_record(&sn, &badge, local),
-        source: PunchSource::Device,
-        person_id: None,
-        device_sn: Some(sn),
-        badge_number: Some(badge),
-        local_time: local,
-        instant: projections::time::instant(zone.tz(), local),
-        zone,
         verify_mode: Some(VerifyMode::Face),
-        punch_state: None,
-        work_code: None,
-        device_seq: None,
-        location: None,
-        wifi_bssid: None,
-        qr_token: None,
-        photo_ref: None,
-        raw_line: None,
+        ..Punch::from_device(sn, badge, local, zone, instant)
     }
 }
 

@@ -128,6 +128,37 @@ impl VerifyMode {
 }
 
 impl Punch {
+    /// A device record's punch: its identity derived from (SN, badge number, local time),
+    /// everything a device does not send left empty. Callers add what their line had
+    /// (`Punch { verify_mode, ..Punch::from_device(..) }`).
+    pub fn from_device(
+        sn: DeviceSn,
+        badge: BadgeNumber,
+        local_time: NaiveDateTime,
+        zone: ZoneName,
+        instant: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            punch_id: PunchId::for_device_record(&sn, &badge, local_time),
+            source: PunchSource::Device,
+            person_id: None,
+            device_sn: Some(sn),
+            badge_number: Some(badge),
+            local_time,
+            zone,
+            instant,
+            verify_mode: None,
+            punch_state: None,
+            work_code: None,
+            device_seq: None,
+            location: None,
+            wifi_bssid: None,
+            qr_token: None,
+            photo_ref: None,
+            raw_line: None,
+        }
+    }
+
     /// The stream a punch is filed under: its device, else its person.
     pub fn aggregate(&self) -> Aggregate {
         match (&self.device_sn, &self.person_id) {
