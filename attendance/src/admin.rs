@@ -91,6 +91,29 @@ pub enum DeviceCommand {
     Command(CommandArgs),
     /// Ask the device to send a range of its records again (re-upload attendance data).
     Reupload(ReuploadArgs),
+    /// Who the device holds (可用范围): people and departments, with exclusions. The
+    /// device's roster follows: people entering the scope are pushed to it, people
+    /// leaving it are deleted, and later hires, renames and removals follow too.
+    Scope(ScopeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Person ids, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    people: Vec<String>,
+    /// Department ids, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    departments: Vec<String>,
+    /// A department includes the departments under it.
+    #[arg(long)]
+    include_sub_departments: bool,
+    #[arg(long, value_delimiter = ',')]
+    exclude_people: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    exclude_departments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -210,6 +233,37 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, Utc::now())
                     .await?;
             println!("queued command {id} for {sn}");
+            ledger.drain().await?;
+        }
+        DeviceCommand::Scope(args) => {
+            use schemas::ids::{DepartmentId, PersonId};
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+            let ids = |v: &[String]| v.iter().map(|s| s.trim().to_owned()).collect::<Vec<_>>();
+            let scope = gateway::roster::Scope {
+                people: ids(&args.people)
+                    .iter()
+                    .map(|p| PersonId::from(p.as_str()))
+                    .collect(),
+                departments: ids(&args.departments)
+                    .iter()
+                    .map(|d| DepartmentId::from(d.as_str()))
+                    .collect(),
+                include_sub_departments: args.include_sub_departments,
+                excluded_people: ids(&args.exclude_people)
+                    .iter()
+                    .map(|p| PersonId::from(p.as_str()))
+                    .collect(),
+                excluded_departments: ids(&args.exclude_departments)
+                    .iter()
+                    .map(|d| DepartmentId::from(d.as_str()))
+                    .collect(),
+            };
+            let changes =
+                gateway::roster::set_scope(&ledger, &tenant, &sn, &scope, actor, Utc::now())
+                    .await?;
+            println!("scope of {sn} set");
+            print_changes(changes.iter().map(|c| (&sn, c)));
             ledger.drain().await?;
         }
         DeviceCommand::Reupload(args) => {
@@ -343,6 +397,27 @@ async fn person(command: PersonCommand) -> anyhow::Result<()> {
         .collect();
     ledger.append_many(&envelopes).await?;
     println!("{said}");
+    let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
+    print_changes(changes.iter().map(|(sn, c)| (sn, c)));
     ledger.drain().await?;
     Ok(())
+}
+
+/// One line per roster command queued.
+fn print_changes<'a>(
+    changes: impl Iterator<Item = (&'a schemas::ids::DeviceSn, &'a gateway::roster::Change)>,
+) {
+    use gateway::roster::Change;
+    for (sn, change) in changes {
+        match change {
+            Change::Push {
+                person,
+                badge,
+                name,
+            } => println!("  {sn}: queued DATA UPDATE USERINFO PIN={badge} ({person}, {name})"),
+            Change::Remove { person, badge } => {
+                println!("  {sn}: queued DATA DELETE USERINFO PIN={badge} ({person})");
+            }
+        }
+    }
 }

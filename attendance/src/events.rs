@@ -101,7 +101,7 @@ async fn tail(args: TailArgs) -> anyhow::Result<()> {
     let ledger = Ledger::connect(&args.nats.nats, args.nats.ledger.config()).await?;
     let from = ReadFrom {
         sequence: args.from,
-        filter: None,
+        filters: Vec::new(),
     };
     let mut events = if args.follow {
         ledger.tail(&tenant, from).await?

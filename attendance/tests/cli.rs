@@ -361,6 +361,85 @@ fn people_are_hired_updated_and_removed_with_badge_rules() {
     up.interrupt();
 }
 
+#[test]
+fn a_device_scope_pushes_its_roster_and_people_changes_follow() {
+    let mut up = Up::start();
+    let run = |args: &[&str]| {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--nats", &up.url, "--tenant", "acme"]);
+        attendance(&all)
+    };
+    let hire = |id: &str, dept: &str, badge: &str| {
+        let out = run(&[
+            "person",
+            "hire",
+            "--id",
+            id,
+            "--name",
+            id,
+            "--department",
+            dept,
+            "--badge",
+            badge,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    hire("p1", "ops", "1");
+    hire("p2", "office", "2");
+    let bound = run(&[
+        "device",
+        "bind",
+        "--sn",
+        "GATE1",
+        "--name",
+        "Gate",
+        "--zone",
+        "Asia/Shanghai",
+    ]);
+    assert!(bound.status.success(), "{bound:?}");
+    let unknown = run(&[
+        "device",
+        "scope",
+        "--sn",
+        "GATE1",
+        "--departments",
+        "nowhere",
+    ]);
+    assert_eq!(unknown.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("department nowhere does not exist"));
+    let scoped = run(&["device", "scope", "--sn", "GATE1", "--departments", "ops"]);
+    assert_eq!(
+        stdout(&scoped),
+        "scope of GATE1 set\n  GATE1: queued DATA UPDATE USERINFO PIN=1 (p1, p1)\n"
+    );
+    hire("p3", "ops", "3");
+    let moved = run(&["person", "update", "--id", "p1", "--department", "office"]);
+    assert_eq!(
+        stdout(&moved),
+        "updated p1\n  GATE1: queued DATA DELETE USERINFO PIN=1 (p1)\n"
+    );
+    let tail = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "acme"]);
+    let commands: Vec<String> = stdout(&tail)
+        .lines()
+        .filter_map(|l| match schemas::Envelope::from_json(l).unwrap().event {
+            schemas::Event::DeviceCommandQueued(q) => {
+                Some(format!("{}:{:?}", q.command_id, q.command))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "1:UpdateUser { badge_number: BadgeNumber(\"1\"), name: \"p1\", privilege: User, card: None }",
+            "2:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: User, card: None }",
+            "3:DeleteUser { badge_number: BadgeNumber(\"1\") }",
+        ]
+    );
+    up.interrupt();
+}
+
 fn fixture(name: &str) -> String {
     format!("{}/../replay-fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }

@@ -25,6 +25,10 @@ pub enum Refusal {
     InvalidSn(String),
     #[error("a device name must not be empty")]
     EmptyName,
+    #[error("person {0} does not exist")]
+    UnknownPerson(schemas::ids::PersonId),
+    #[error("department {0} does not exist")]
+    UnknownDepartment(schemas::ids::DepartmentId),
 }
 
 #[derive(Debug, thiserror::Error)]

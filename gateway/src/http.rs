@@ -23,11 +23,15 @@ use tokio::net::TcpListener;
 
 use crate::ingest::{self, Binding};
 use crate::protocol::options;
+use crate::protocol::status::Status;
 
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// How often an unknown SN is recorded, at most.
 const UNKNOWN_DEVICE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+/// A device's status is recorded when what it says of itself changes, and otherwise once
+/// per this period while it talks to the gateway: its "last seen".
+pub const STATUS_EVERY: chrono::Duration = chrono::Duration::minutes(5);
 /// How long a looked-up binding is trusted before it is read again.
 const BINDING_TTL: Duration = Duration::from_secs(5);
 
@@ -39,8 +43,19 @@ pub struct Gateway {
 struct Inner {
     ledger: Ledger,
     clock: Clock,
+    /// Each tenant's departments, people and rules, for checking phone punches; brought
+    /// up to date from the ledger before every check.
+    books: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<TenantBook>>>>,
     bindings: Mutex<HashMap<DeviceSn, (tokio::time::Instant, Option<Binding>)>>,
     unknown_seen: Mutex<HashMap<DeviceSn, DateTime<Utc>>>,
+    /// What each device last said of itself, and in which status period it was recorded.
+    status: Mutex<HashMap<DeviceSn, (i64, Status)>>,
+}
+
+struct TenantBook {
+    book: projections::book::Book,
+    /// The stream sequence of the last event folded into `book`.
+    last: u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -56,7 +71,9 @@ impl Gateway {
                 ledger,
                 clock,
                 bindings: Mutex::default(),
+                books: Mutex::default(),
                 unknown_seen: Mutex::default(),
+                status: Mutex::default(),
             }),
         }
     }
@@ -67,6 +84,7 @@ impl Gateway {
             .route("/iclock/getrequest", get(get_request))
             .route("/iclock/devicecmd", axum::routing::post(device_cmd))
             .route("/iclock/ping", get(ping))
+            .route("/mobile/punch", axum::routing::post(mobile_punch))
             // A device re-sending its whole history may send tens of thousands of lines
             // in one body.
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -90,6 +108,96 @@ impl Gateway {
             .expect("not poisoned")
             .insert(sn.clone(), (tokio::time::Instant::now(), binding.clone()));
         Ok(binding)
+    }
+
+    /// Notes that a device spoke, with what it said of itself. Recorded as
+    /// `DeviceStatusReported` when that changed or a new status period began; several
+    /// gateways seeing the same device in one period record one event (derived id).
+    async fn note_status(&self, tenant: &TenantId, sn: &DeviceSn, said: Status) {
+        let now = self.now();
+        let period = now.timestamp().div_euclid(STATUS_EVERY.num_seconds());
+        let status = {
+            let mut cache = self.inner.status.lock().expect("not poisoned");
+            let (last_period, last) = cache
+                .get(sn)
+                .cloned()
+                .unwrap_or((i64::MIN, Status::default()));
+            let status = last.merged(&said);
+            if last_period == period && status == last {
+                return;
+            }
+            cache.insert(sn.clone(), (period, status.clone()));
+            status
+        };
+        let id = EventId::derived(&[
+            "device-status",
+            sn.as_str(),
+            &period.to_string(),
+            &format!("{status:?}"),
+        ]);
+        let event = Envelope::new(
+            tenant.clone(),
+            Actor::Device { sn: sn.clone() },
+            schemas::events::DeviceStatusReported {
+                sn: sn.clone(),
+                firmware: status.firmware,
+                user_count: status.user_count,
+                fingerprint_count: status.fingerprint_count,
+                face_count: status.face_count,
+                record_count: status.record_count,
+                ip: status.ip,
+                push_version: status.push_version,
+            },
+            now,
+        )
+        .with_id(id);
+        if let Err(e) = self.inner.ledger.append(&event, Expected::Any).await {
+            tracing::warn!(%sn, error = %e, "device status not recorded; trying again next time");
+            self.inner.status.lock().expect("not poisoned").remove(sn);
+        }
+    }
+
+    /// Runs `f` over the tenant's book after folding what the ledger added since the last
+    /// call: a rule changed a moment ago applies to the next phone punch.
+    async fn with_book<T>(
+        &self,
+        tenant: &TenantId,
+        f: impl FnOnce(&projections::book::Book) -> T,
+    ) -> Result<T, ledger::LedgerError> {
+        use futures::StreamExt;
+        use schemas::AggregateKind;
+        let slot = self
+            .inner
+            .books
+            .lock()
+            .expect("not poisoned")
+            .entry(tenant.clone())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(TenantBook {
+                    book: projections::book::Book::new(),
+                    last: 0,
+                }))
+            })
+            .clone();
+        let mut slot = slot.lock().await;
+        let p = self.inner.ledger.partitions();
+        let from = ledger::ReadFrom {
+            sequence: slot.last + 1,
+            filters: [
+                AggregateKind::Department,
+                AggregateKind::Person,
+                AggregateKind::Rule,
+            ]
+            .map(|kind| p.kind_filter(tenant, kind))
+            .into(),
+        };
+        let mut events = self.inner.ledger.read(tenant, from).await?;
+        while let Some(recorded) = events.next().await {
+            let recorded = recorded?;
+            slot.book.apply(recorded.sequence, &recorded.envelope);
+            slot.last = recorded.sequence;
+        }
+        Ok(f(&slot.book))
     }
 
     /// Resolves the device of a request, or answers for it: unknown devices are refused
@@ -199,6 +307,11 @@ async fn handshake(
     match gw.device(&q, &uri, peer).await {
         Ok(binding) => {
             tracing::info!(sn = %binding.sn, tenant = %binding.tenant, "handshake");
+            let said = Status {
+                push_version: q.get("pushver").cloned(),
+                ..Status::default()
+            };
+            gw.note_status(&binding.tenant, &binding.sn, said).await;
             text(options::render(
                 binding.sn.as_str(),
                 binding.zone.tz(),
@@ -220,6 +333,8 @@ async fn upload(
         Ok(binding) => binding,
         Err(response) => return response,
     };
+    gw.note_status(&binding.tenant, &binding.sn, Status::default())
+        .await;
     let table = q.get("table").map(String::as_str).unwrap_or("");
     if table != "ATTLOG" {
         // OPERLOG (users, fingerprints, operation log), BIODATA and the rest are not
@@ -258,6 +373,11 @@ async fn get_request(
         Ok(target) => target,
         Err(response) => return response,
     };
+    let said = q
+        .get("INFO")
+        .map(|info| Status::from_info_param(info))
+        .unwrap_or_default();
+    gw.note_status(&tenant, &sn, said).await;
     let now = gw.now();
     let ledger = &gw.inner.ledger;
     let result = async {
@@ -306,8 +426,14 @@ async fn device_cmd(
     let now = gw.now();
     let (posted, skipped) =
         crate::protocol::commands::parse_results(&String::from_utf8_lossy(&body));
-    for line in &skipped {
-        tracing::warn!(sn = %sn, line = %line.escape_debug(), "command result not understood");
+    // An INFO reply's key=value lines follow its result line.
+    match Status::from_info_reply(skipped.iter().map(String::as_str)) {
+        Some(said) => gw.note_status(&tenant, &sn, said).await,
+        None => {
+            for line in &skipped {
+                tracing::warn!(sn = %sn, line = %line.escape_debug(), "command result not understood");
+            }
+        }
     }
     let ledger = &gw.inner.ledger;
     let result = async {
@@ -329,6 +455,123 @@ async fn device_cmd(
             unavailable()
         }
     }
+}
+
+/// `POST /mobile/punch`: a phone's punch as JSON; answered `201` with the recorded punch
+/// and where it stands (in range, location exception, field work), or refused with a
+/// reason: `400` a malformed request, `404` an unknown person, `422` the rule refuses.
+async fn mobile_punch(State(gw): State<Gateway>, body: Bytes) -> Response {
+    use crate::mobile::{self, Refusal};
+    let refused = |status: StatusCode, reason: String| {
+        json(
+            status,
+            &serde_json::json!({ "status": "refused", "reason": reason }),
+        )
+    };
+    let req: mobile::MobilePunchRequest = match serde_json::from_slice(&body) {
+        Ok(req) => req,
+        Err(e) => {
+            return refused(StatusCode::BAD_REQUEST, format!("not a mobile punch: {e}"));
+        }
+    };
+    let tenant = match mobile::validate(&req) {
+        Ok((tenant, _)) => tenant,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let now = gw.now();
+    let decided = match gw
+        .with_book(&tenant, |book| mobile::decide(book, &req, now))
+        .await
+    {
+        Ok(decided) => decided,
+        Err(e) => {
+            tracing::error!(%tenant, error = %e, "cannot read the tenant's rules");
+            return unavailable();
+        }
+    };
+    let ledger = &gw.inner.ledger;
+    match decided {
+        Ok(accepted) => {
+            let person = accepted
+                .punch
+                .person_id
+                .clone()
+                .expect("a phone punch names its person");
+            let id = EventId::derived(&["mobile-punch", &accepted.punch.punch_id.to_string()]);
+            let envelope = Envelope::new(
+                tenant.clone(),
+                Actor::Person { person_id: person },
+                schemas::events::PunchRecorded {
+                    punch: accepted.punch.clone(),
+                },
+                now,
+            )
+            .with_id(id);
+            match ledger.append(&envelope, Expected::Any).await {
+                Ok(appended) => {
+                    let p = &accepted.punch;
+                    tracing::info!(%tenant, person = %accepted.person, outcome = ?accepted.outcome, "mobile punch");
+                    json(
+                        StatusCode::CREATED,
+                        &serde_json::json!({
+                            "status": "recorded",
+                            "punch_id": p.punch_id,
+                            "person": accepted.person,
+                            "instant": p.instant,
+                            "local_time": p.local_time,
+                            "zone": p.zone,
+                            "rule_id": accepted.rule_id,
+                            "rule_version": accepted.rule_version,
+                            "outcome": accepted.outcome,
+                            "duplicate": appended.duplicate,
+                        }),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "mobile punch not stored");
+                    unavailable()
+                }
+            }
+        }
+        Err(Refusal::ByRule(event)) => {
+            let reason = Refusal::ByRule(event.clone()).to_string();
+            let id = EventId::derived(&[
+                "mobile-refused",
+                event.person_id.as_str(),
+                &event.instant.to_rfc3339(),
+            ]);
+            let envelope = Envelope::new(
+                tenant.clone(),
+                Actor::Person {
+                    person_id: event.person_id.clone(),
+                },
+                *event,
+                now,
+            )
+            .with_id(id);
+            // The refusal is the answer only once it is on record.
+            if let Err(e) = ledger.append(&envelope, Expected::Any).await {
+                tracing::error!(%tenant, error = %e, "refused mobile punch not recorded");
+                return unavailable();
+            }
+            tracing::info!(%tenant, %reason, "mobile punch refused");
+            refused(StatusCode::UNPROCESSABLE_ENTITY, reason)
+        }
+        Err(e @ Refusal::Invalid(_)) => refused(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ Refusal::NotPunching(projections::book::NotPunching::UnknownPerson(_))) => {
+            refused(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e) => refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
 }
 
 async fn ping() -> Response {

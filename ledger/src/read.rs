@@ -24,30 +24,36 @@ pub struct Recorded {
 pub struct ReadFrom {
     /// First stream sequence to deliver (1 for the beginning).
     pub sequence: u64,
-    /// A narrower filter than the whole tenant, e.g. [`crate::Partitions::kind_filter`].
-    pub filter: Option<String>,
+    /// Narrower filters than the whole tenant, e.g. [`crate::Partitions::kind_filter`];
+    /// a subject matching any of them is read. Empty: every event of the tenant.
+    pub filters: Vec<String>,
 }
 
 impl ReadFrom {
     pub fn start() -> Self {
         Self {
             sequence: 1,
-            filter: None,
+            filters: Vec::new(),
         }
     }
 
     /// From the beginning, only the subjects `filter` matches.
     pub fn only(filter: String) -> Self {
+        Self::any_of(vec![filter])
+    }
+
+    /// From the beginning, the subjects any of `filters` matches, in stream order.
+    pub fn any_of(filters: Vec<String>) -> Self {
         Self {
             sequence: 1,
-            filter: Some(filter),
+            filters,
         }
     }
 
     pub fn after(checkpoint: u64) -> Self {
         Self {
             sequence: checkpoint + 1,
-            filter: None,
+            filters: Vec::new(),
         }
     }
 }
@@ -191,10 +197,11 @@ impl Ledger {
             .last_sequence;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: from
-                    .filter
-                    .clone()
-                    .unwrap_or_else(|| p.tenant_filter(tenant)),
+                filter_subjects: if from.filters.is_empty() {
+                    vec![p.tenant_filter(tenant)]
+                } else {
+                    from.filters.clone()
+                },
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: from.sequence.max(1),
                 },

@@ -64,6 +64,17 @@ pub struct Book {
     raw: RawRecords,
 }
 
+/// Why a person cannot punch on a date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotPunching {
+    #[error("person {0} does not exist")]
+    UnknownPerson(PersonId),
+    #[error("{0} is not employed on {1}")]
+    NotEmployed(PersonId, NaiveDate),
+    #[error("{0} is in no attendance rule on {1}")]
+    NoRule(PersonId, NaiveDate),
+}
+
 /// Which days to report.
 #[derive(Debug, Clone, Default)]
 pub struct DailyQuery {
@@ -302,6 +313,10 @@ impl Book {
             | Event::DeviceStatusReported(_)
             | Event::DeviceClaimed(_)
             | Event::DeviceReleased(_)
+            | Event::DeviceUserReported(_)
+            | Event::DeviceOperationLogged(_)
+            // A refused phone punch is not a punch; it stays in the ledger for audit.
+            | Event::MobilePunchRefused(_)
             | Event::MakeUpPunchRequested(_)
             | Event::MakeUpPunchRejected(_)
             | Event::ReuploadRequested(_) => {}
@@ -702,6 +717,25 @@ impl Book {
             .or_else(|| p.departments.first())
             .map(|(_, d)| d)
             .expect("a person is hired into a department")
+    }
+
+    /// The rule version a person follows on `date` (for checking a punch as it arrives),
+    /// with their name; else why they cannot punch that day.
+    pub fn rule_for(
+        &self,
+        person: &PersonId,
+        date: NaiveDate,
+    ) -> Result<(&str, &RuleVersionDefined), NotPunching> {
+        let p = self
+            .people
+            .get(person)
+            .ok_or_else(|| NotPunching::UnknownPerson(person.clone()))?;
+        if !Self::employed(p, date) {
+            return Err(NotPunching::NotEmployed(person.clone(), date));
+        }
+        self.rule_of(person, Self::department_on(p, date), date)
+            .map(|rule| (p.name.as_str(), rule))
+            .ok_or_else(|| NotPunching::NoRule(person.clone(), date))
     }
 
     fn employed(p: &Person, date: NaiveDate) -> bool {

@@ -82,6 +82,65 @@ pub fn place(options: &RuleOptions, location: Option<&GeoPoint>, bssid: Option<&
     }
 }
 
+/// Why a punch is out of range, in words a person at the door understands: how far the
+/// nearest circle is, which polygon they are outside, which Wi-Fi is not listed.
+pub fn why_out_of_range(
+    options: &RuleOptions,
+    location: Option<&GeoPoint>,
+    bssid: Option<&str>,
+) -> String {
+    let mut why = Vec::new();
+    match location {
+        Some(g) if !options.geofences.is_empty() => {
+            let p = LatLon {
+                latitude: g.latitude,
+                longitude: g.longitude,
+            };
+            let accuracy = g.accuracy_m.round();
+            let nearest = options
+                .geofences
+                .iter()
+                .map(|fence| match fence {
+                    Geofence::Circle {
+                        name,
+                        center,
+                        radius_m,
+                    } => {
+                        let m = (distance_m(&p, center) - f64::from(*radius_m)).max(0.0);
+                        (m, format!("{} m outside geofence {name}", m.round()))
+                    }
+                    Geofence::Polygon { name, points } => {
+                        let m = points
+                            .iter()
+                            .map(|q| distance_m(&p, q))
+                            .fold(f64::INFINITY, f64::min);
+                        let text = format!(
+                            "outside geofence {name}, {} m from its nearest corner",
+                            m.round()
+                        );
+                        (m, text)
+                    }
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, text)) = nearest {
+                why.push(format!("{text} (position accurate to {accuracy} m)"));
+            }
+        }
+        Some(_) => why.push("the rule lists no geofence".to_owned()),
+        None if !options.geofences.is_empty() => why.push("no position was sent".to_owned()),
+        None => {}
+    }
+    match bssid {
+        Some(b) if !options.wifi.is_empty() => {
+            why.push(format!("Wi-Fi {} is not one of the rule's", b.trim()));
+        }
+        Some(_) => {}
+        None if !options.wifi.is_empty() => why.push("no Wi-Fi was sent".to_owned()),
+        None => {}
+    }
+    why.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

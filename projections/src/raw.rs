@@ -95,6 +95,10 @@ impl RawRecords {
             | Event::DeviceStatusReported(_)
             | Event::DeviceClaimed(_)
             | Event::DeviceReleased(_)
+            | Event::DeviceUserReported(_)
+            | Event::DeviceOperationLogged(_)
+            // A refused phone punch is not a punch; it stays in the ledger for audit.
+            | Event::MobilePunchRefused(_)
             | Event::RuleVersionDefined(_)
             | Event::RuleMembershipSet(_)
             | Event::ShiftDefined(_)

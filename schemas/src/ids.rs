@@ -262,6 +262,23 @@ impl PunchId {
         ]))
     }
 
+    /// A phone's punch: derived from (person, instant to the second, what else the phone
+    /// sent), so a phone that retries after a lost answer records the same punch, and a
+    /// second, different punch in the same second is another.
+    pub fn for_mobile(
+        person: &PersonId,
+        instant: chrono::DateTime<chrono::Utc>,
+        evidence: &str,
+    ) -> Self {
+        let time = instant.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        Self(derive_uuid(&[
+            "mobile-punch",
+            person.as_str(),
+            &time,
+            evidence,
+        ]))
+    }
+
     pub fn new_v7() -> Self {
         Self(Uuid::now_v7())
     }

@@ -24,13 +24,18 @@ pub struct Harness {
 }
 
 pub async fn harness(config: LedgerConfig) -> Harness {
+    harness_at(config, Arc::new(Utc::now)).await
+}
+
+/// A harness whose gateway reads `clock`.
+pub async fn harness_at(config: LedgerConfig, clock: gateway::http::Clock) -> Harness {
     let server = NatsServer::start(ServerOptions::default()).await.unwrap();
     let ledger = Ledger::connect(&server.url(), config).await.unwrap();
     ledger.provision().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let gateway = Gateway::new(ledger.clone(), Arc::new(Utc::now));
+    let gateway = Gateway::new(ledger.clone(), clock);
     tokio::spawn(gateway::http::run(gateway, listener, async {
         let _ = stopped.await;
     }));

@@ -45,14 +45,53 @@ async fn a_kind_filter_reads_only_that_kind() {
         .unwrap();
     let from = ReadFrom {
         sequence: 1,
-        filter: Some(
+        filters: vec![
             w.ledger
                 .partitions()
                 .kind_filter(&acme, AggregateKind::Punches),
-        ),
+        ],
     };
     let punches: Vec<_> = w.ledger.read(&acme, from).await.unwrap().collect().await;
     assert_eq!(punches.len(), 2);
+}
+
+#[tokio::test]
+async fn several_filters_read_their_union_in_stream_order() {
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append_many(&[
+            punch(&acme, "SN1", 1),
+            device_bound(&acme, "SN1"),
+            punch(&acme, "SN2", 2),
+        ])
+        .await
+        .unwrap();
+    let p = w.ledger.partitions();
+    let only = |kinds: &[AggregateKind]| {
+        ReadFrom::any_of(kinds.iter().map(|k| p.kind_filter(&acme, *k)).collect())
+    };
+    let kinds = |from: ReadFrom| {
+        let ledger = w.ledger.clone();
+        let acme = acme.clone();
+        async move {
+            ledger
+                .read(&acme, from)
+                .await
+                .unwrap()
+                .map(|r| r.unwrap().envelope.event.kind())
+                .collect::<Vec<_>>()
+                .await
+        }
+    };
+    assert_eq!(
+        kinds(only(&[AggregateKind::Punches, AggregateKind::Device])).await,
+        ["PunchRecorded", "DeviceBound", "PunchRecorded"]
+    );
+    assert_eq!(
+        kinds(only(&[AggregateKind::Device, AggregateKind::Rule])).await,
+        ["DeviceBound"]
+    );
 }
 
 #[tokio::test]

@@ -172,6 +172,34 @@ domain_types! {
         pub request: String,
     }
 
+    /// A person as the device's own roster holds them (an `OPERLOG` `USER` line),
+    /// enrolled or edited at the device. The tenant's people are not changed by it: it
+    /// tells an administrator what the device holds.
+    pub struct DeviceUserReported {
+        pub sn: DeviceSn,
+        pub badge_number: BadgeNumber,
+        pub name: String,
+        pub privilege: DevicePrivilege,
+        #[serde(default)]
+        pub card: Option<String>,
+        #[serde(default)]
+        pub has_password: bool,
+    }
+
+    /// An entry of the device's operation log (`OPLOG`): what was done at the device,
+    /// by whom, when (device local time).
+    pub struct DeviceOperationLogged {
+        pub sn: DeviceSn,
+        /// The firmware's operation code (e.g. 0 power on, 3 alarm, 4 menu entered).
+        pub code: u16,
+        /// The operator's PIN; "0" is the device itself.
+        pub operator: String,
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::local))]
+        pub local_time: NaiveDateTime,
+        #[serde(default)]
+        pub values: Vec<String>,
+    }
+
     /// What a device said about itself on handshake or in reply to `INFO`.
     pub struct DeviceStatusReported {
         pub sn: DeviceSn,
@@ -187,6 +215,9 @@ domain_types! {
         pub record_count: Option<u32>,
         #[serde(default)]
         pub ip: Option<String>,
+        /// The PUSH protocol version of the firmware (`pushver=`).
+        #[serde(default)]
+        pub push_version: Option<String>,
     }
 }
 
@@ -267,4 +298,6 @@ keyed_by! {
     DeviceCommandExpired => DeviceCommands(sn),
     UnknownDeviceSeen => Device(sn),
     DeviceStatusReported => DeviceStatus(sn),
+    DeviceUserReported => Device(sn),
+    DeviceOperationLogged => DeviceStatus(sn),
 }

@@ -216,10 +216,13 @@ catalogue! {
     DeviceStatusReported,
     DeviceClaimed,
     DeviceReleased,
+    DeviceUserReported,
+    DeviceOperationLogged,
     // punches
     PunchRecorded,
     PunchesRecorded,
     DeviceRecordRejected,
+    MobilePunchRefused,
     // rules
     RuleVersionDefined,
     RuleMembershipSet,

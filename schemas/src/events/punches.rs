@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::events::{Aggregate, AggregateKind};
-use crate::ids::{ApprovalId, BadgeNumber, DeviceSn, PersonId, PunchId, ZoneName};
+use crate::ids::{ApprovalId, BadgeNumber, DeviceSn, PersonId, PunchId, RuleId, ZoneName};
 
 domain_types! {
     /// One punch. `local_time` is exactly what the source sent; `instant` is that local
@@ -98,6 +98,29 @@ domain_types! {
         pub detail: Option<String>,
     }
 
+    /// A phone's punch refused at the door by the person's rule: outside every geofence
+    /// and Wi-Fi under a rule that refuses such punches, or without the photo the rule
+    /// requires. Kept for audit; it is not a punch and no report counts it.
+    pub struct MobilePunchRefused {
+        pub person_id: PersonId,
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::instant))]
+        pub instant: DateTime<Utc>,
+        pub rule_id: RuleId,
+        pub reason: MobileRefusal,
+        /// What the phone was told, e.g. "1,210 m outside geofence hq".
+        pub detail: String,
+        #[serde(default)]
+        pub location: Option<GeoPoint>,
+        #[serde(default)]
+        pub wifi_bssid: Option<String>,
+    }
+
+    #[derive(Eq, Copy, Hash)]
+    pub enum MobileRefusal {
+        OutOfRange,
+        PhotoRequired,
+    }
+
     #[derive(Eq, Copy, Hash)]
     pub enum RejectionReason {
         /// Fewer fields than any firmware sends (a truncated line, typically).
@@ -178,4 +201,5 @@ impl PunchRecorded {
 keyed_by! {
     PunchesRecorded => Punches(sn),
     DeviceRecordRejected => Punches(sn),
+    MobilePunchRefused => Punches(person_id),
 }

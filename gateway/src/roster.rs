@@ -1,0 +1,529 @@
+//! Device rosters: who should be on each device (its scope, 可用范围, over the tenant's
+//! current people with a badge number) against who the ledger says was sent there.
+//! [`reconcile`] is pure: the difference becomes `DATA UPDATE USERINFO` and
+//! `DATA DELETE USERINFO` commands, each recorded as `RosterMemberPushed` or
+//! `RosterMemberRemoved`. [`sync`] runs it after a scope is set and after every change
+//! to a person, so hiring, renaming, re-badging or removing someone reaches the devices.
+//! A device without a scope is not managed: its own enrolments stand.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use schemas::events::{
+    DeviceCommand, DevicePrivilege, DeviceScopeSet, LeavingScope, RosterMemberPushed,
+    RosterMemberRemoved,
+};
+use schemas::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId};
+use schemas::{Actor, Envelope, Event};
+
+use crate::admin::{AdminError, Refusal};
+use crate::people::Roster;
+
+/// What a device was sent, per person: the badge number and name it holds them under.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceRoster {
+    pub bound: bool,
+    pub scope: Option<DeviceScopeSet>,
+    pub members: BTreeMap<PersonId, (BadgeNumber, String)>,
+}
+
+/// A tenant's people, departments and devices, as far as rosters are concerned.
+#[derive(Debug, Clone, Default)]
+pub struct Rosters {
+    pub people: Roster,
+    /// Department → parent.
+    pub departments: HashMap<DepartmentId, Option<DepartmentId>>,
+    pub devices: BTreeMap<DeviceSn, DeviceRoster>,
+}
+
+/// One step towards the scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Push {
+        person: PersonId,
+        badge: BadgeNumber,
+        name: String,
+    },
+    Remove {
+        person: PersonId,
+        badge: BadgeNumber,
+    },
+}
+
+impl Rosters {
+    pub fn apply(&mut self, event: &Event) {
+        self.people.apply(event);
+        match event {
+            Event::DepartmentDefined(e) => {
+                self.departments
+                    .insert(e.department_id.clone(), e.parent.clone());
+            }
+            Event::DepartmentMoved(e) => {
+                self.departments
+                    .insert(e.department_id.clone(), e.parent.clone());
+            }
+            Event::DeviceBound(e) => self.devices.entry(e.sn.clone()).or_default().bound = true,
+            Event::DeviceUnbound(e) => {
+                // Unbinding wipes the device (CLEAR DATA): it holds nobody any more.
+                let device = self.devices.entry(e.sn.clone()).or_default();
+                *device = DeviceRoster::default();
+            }
+            Event::DeviceScopeSet(e) => {
+                self.devices.entry(e.sn.clone()).or_default().scope = Some(e.clone());
+            }
+            Event::RosterMemberPushed(e) => {
+                self.devices
+                    .entry(e.sn.clone())
+                    .or_default()
+                    .members
+                    .insert(
+                        e.person_id.clone(),
+                        (e.badge_number.clone(), e.name.clone()),
+                    );
+            }
+            Event::RosterMemberRemoved(e) => {
+                let device = self.devices.entry(e.sn.clone()).or_default();
+                device
+                    .members
+                    .retain(|_, (badge, _)| badge != &e.badge_number);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `dept` is `under` or below it.
+    fn within<'a>(&'a self, mut dept: &'a DepartmentId, under: &DepartmentId) -> bool {
+        for _ in 0..64 {
+            if dept == under {
+                return true;
+            }
+            match self.departments.get(dept).and_then(Option::as_ref) {
+                Some(parent) => dept = parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    fn in_department(&self, dept: &DepartmentId, listed: &[DepartmentId], deep: bool) -> bool {
+        listed
+            .iter()
+            .any(|d| d == dept || (deep && self.within(dept, d)))
+    }
+
+    /// Whether the scope admits a person of department `dept`. Exclusions win.
+    pub fn admits(&self, scope: &DeviceScopeSet, person: &PersonId, dept: &DepartmentId) -> bool {
+        let deep = scope.include_sub_departments;
+        if scope.excluded_people.contains(person)
+            || self.in_department(dept, &scope.excluded_departments, deep)
+        {
+            return false;
+        }
+        scope.people.contains(person) || self.in_department(dept, &scope.departments, deep)
+    }
+
+    /// Whether a department is known: defined, or someone belongs to it.
+    pub fn knows_department(&self, dept: &DepartmentId) -> bool {
+        self.departments.contains_key(dept)
+            || self.people.people.values().any(|p| &p.department == dept)
+    }
+}
+
+/// What must be sent to `sn` for its roster to match its scope: removals first (a
+/// re-badged person's old number goes before the new one arrives), then pushes, each
+/// in person order. Nothing for an unbound or unscoped device.
+pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
+    let Some(device) = rosters.devices.get(sn) else {
+        return Vec::new();
+    };
+    let Some(scope) = device.scope.as_ref().filter(|_| device.bound) else {
+        return Vec::new();
+    };
+    let wanted: BTreeMap<&PersonId, (&BadgeNumber, &str)> = rosters
+        .people
+        .people
+        .iter()
+        .filter(|(id, p)| p.left_on.is_none() && rosters.admits(scope, id, &p.department))
+        .filter_map(|(id, p)| Some((id, (p.badge.as_ref()?, p.name.as_str()))))
+        .collect();
+    let mut removals = Vec::new();
+    let mut pushes = Vec::new();
+    for (person, (badge, _)) in &device.members {
+        let stays = wanted.get(person).is_some_and(|(b, _)| *b == badge);
+        if !stays {
+            removals.push(Change::Remove {
+                person: person.clone(),
+                badge: badge.clone(),
+            });
+        }
+    }
+    for (person, (badge, name)) in wanted {
+        let sent = device.members.get(person);
+        if sent.is_none_or(|(b, n)| b != badge || n != name) {
+            pushes.push(Change::Push {
+                person: person.clone(),
+                badge: badge.clone(),
+                name: name.to_owned(),
+            });
+        }
+    }
+    removals.extend(pushes);
+    removals
+}
+
+/// What an administrator asks for a device's scope.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub people: Vec<PersonId>,
+    pub departments: Vec<DepartmentId>,
+    pub include_sub_departments: bool,
+    pub excluded_people: Vec<PersonId>,
+    pub excluded_departments: Vec<DepartmentId>,
+}
+
+/// Checks a scope against the tenant: the device is bound here, every named person and
+/// department exists.
+pub fn decide_scope(
+    rosters: &Rosters,
+    sn: &DeviceSn,
+    scope: &Scope,
+) -> Result<DeviceScopeSet, AdminError> {
+    if !rosters.devices.get(sn).is_some_and(|d| d.bound) {
+        return Err(Refusal::NotBound(sn.clone()).into());
+    }
+    let unknown_person = scope
+        .people
+        .iter()
+        .chain(&scope.excluded_people)
+        .find(|p| !rosters.people.people.contains_key(*p));
+    if let Some(person) = unknown_person {
+        return Err(Refusal::UnknownPerson(person.clone()).into());
+    }
+    let unknown_department = scope
+        .departments
+        .iter()
+        .chain(&scope.excluded_departments)
+        .find(|d| !rosters.knows_department(d));
+    if let Some(dept) = unknown_department {
+        return Err(Refusal::UnknownDepartment(dept.clone()).into());
+    }
+    Ok(DeviceScopeSet {
+        sn: sn.clone(),
+        people: scope.people.clone(),
+        departments: scope.departments.clone(),
+        include_sub_departments: scope.include_sub_departments,
+        excluded_people: scope.excluded_people.clone(),
+        excluded_departments: scope.excluded_departments.clone(),
+        on_leaving_scope: LeavingScope::Delete,
+    })
+}
+
+/// The tenant's rosters as the ledger has them.
+pub async fn load(ledger: &ledger::Ledger, tenant: &TenantId) -> Result<Rosters, AdminError> {
+    use futures::StreamExt;
+    use schemas::AggregateKind;
+    let p = ledger.partitions();
+    let filters = [
+        AggregateKind::Department,
+        AggregateKind::Person,
+        AggregateKind::Device,
+    ]
+    .map(|kind| p.kind_filter(tenant, kind));
+    let mut events = ledger
+        .read(tenant, ledger::ReadFrom::any_of(filters.into()))
+        .await?;
+    let mut rosters = Rosters::default();
+    while let Some(recorded) = events.next().await {
+        rosters.apply(&recorded?.envelope.event);
+    }
+    Ok(rosters)
+}
+
+/// Sets a device's scope, then sends it what the scope changes.
+pub async fn set_scope(
+    ledger: &ledger::Ledger,
+    tenant: &TenantId,
+    sn: &DeviceSn,
+    scope: &Scope,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<Change>, AdminError> {
+    let rosters = load(ledger, tenant).await?;
+    let set = decide_scope(&rosters, sn, scope)?;
+    let envelope = Envelope::new(tenant.clone(), actor.clone(), set, now);
+    ledger.append(&envelope, ledger::Expected::Any).await?;
+    let mut changes = sync(ledger, tenant, actor, now).await?;
+    changes.retain(|(device, _)| device == sn);
+    Ok(changes.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Brings every scoped device of the tenant in line with its scope: each change is
+/// queued as a device command, then recorded on the device's roster. A failure part-way
+/// leaves the rest for the next sync (an update of a user already on the device is
+/// harmless to the device).
+pub async fn sync(
+    ledger: &ledger::Ledger,
+    tenant: &TenantId,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<(DeviceSn, Change)>, AdminError> {
+    let rosters = load(ledger, tenant).await?;
+    let mut done = Vec::new();
+    for sn in rosters.devices.keys() {
+        for change in reconcile(&rosters, sn) {
+            let (command, recorded): (DeviceCommand, Event) = match &change {
+                Change::Push {
+                    person,
+                    badge,
+                    name,
+                } => (
+                    DeviceCommand::UpdateUser {
+                        badge_number: badge.clone(),
+                        name: name.clone(),
+                        privilege: DevicePrivilege::User,
+                        card: None,
+                    },
+                    RosterMemberPushed {
+                        sn: sn.clone(),
+                        person_id: person.clone(),
+                        badge_number: badge.clone(),
+                        name: name.clone(),
+                        privilege: DevicePrivilege::User,
+                    }
+                    .into(),
+                ),
+                Change::Remove { person, badge } => (
+                    DeviceCommand::DeleteUser {
+                        badge_number: badge.clone(),
+                    },
+                    RosterMemberRemoved {
+                        sn: sn.clone(),
+                        person_id: Some(person.clone()),
+                        badge_number: badge.clone(),
+                    }
+                    .into(),
+                ),
+            };
+            crate::commands::queue(ledger, tenant, sn, command, None, actor.clone(), now).await?;
+            let envelope = Envelope::new(tenant.clone(), actor.clone(), recorded, now);
+            ledger.append(&envelope, ledger::Expected::Any).await?;
+            done.push((sn.clone(), change));
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use schemas::events::{
+        BadgeNumberAssigned, DepartmentDefined, DeviceBound, PersonHired, PersonLeft, PersonUpdated,
+    };
+
+    fn hired(id: &str, dept: &str, badge: Option<&str>) -> Event {
+        PersonHired {
+            person_id: PersonId::from(id),
+            name: format!("Name {id}"),
+            department_id: DepartmentId::from(dept),
+            hired_on: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            badge_number: badge.map(BadgeNumber::from),
+            title: None,
+        }
+        .into()
+    }
+
+    fn dept(id: &str, parent: Option<&str>) -> Event {
+        DepartmentDefined {
+            department_id: DepartmentId::from(id),
+            name: id.to_owned(),
+            parent: parent.map(DepartmentId::from),
+        }
+        .into()
+    }
+
+    fn sn() -> DeviceSn {
+        DeviceSn::from("CQZ1")
+    }
+
+    fn world() -> Rosters {
+        let mut r = Rosters::default();
+        for e in [
+            dept("d-ops", None),
+            dept("d-night", Some("d-ops")),
+            dept("d-office", None),
+            hired("p-1", "d-ops", Some("1")),
+            hired("p-2", "d-night", Some("2")),
+            hired("p-3", "d-office", Some("3")),
+            hired("p-4", "d-ops", None),
+            DeviceBound {
+                sn: sn(),
+                name: "Gate".into(),
+                model: None,
+                zone: schemas::ids::ZoneName::parse("Asia/Shanghai").unwrap(),
+                records_from: None,
+            }
+            .into(),
+        ] {
+            r.apply(&e);
+        }
+        r
+    }
+
+    fn scope(r: &Rosters, s: Scope) -> Rosters {
+        let mut r = r.clone();
+        r.apply(&decide_scope(&r, &sn(), &s).unwrap().into());
+        r
+    }
+
+    /// Applies what reconcile asks for, as `sync` records it.
+    fn settle(r: &mut Rosters) -> Vec<Change> {
+        let changes = reconcile(r, &sn());
+        for c in &changes {
+            let e: Event = match c {
+                Change::Push {
+                    person,
+                    badge,
+                    name,
+                } => RosterMemberPushed {
+                    sn: sn(),
+                    person_id: person.clone(),
+                    badge_number: badge.clone(),
+                    name: name.clone(),
+                    privilege: DevicePrivilege::User,
+                }
+                .into(),
+                Change::Remove { person, badge } => RosterMemberRemoved {
+                    sn: sn(),
+                    person_id: Some(person.clone()),
+                    badge_number: badge.clone(),
+                }
+                .into(),
+            };
+            r.apply(&e);
+        }
+        changes
+    }
+
+    fn pushed(changes: &[Change]) -> Vec<&str> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Push { badge, .. } => badge.as_str(),
+                Change::Remove { .. } => "-",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_department_scope_pushes_its_people_with_badges_and_nobody_else() {
+        let shallow = Scope {
+            departments: vec![DepartmentId::from("d-ops")],
+            ..Scope::default()
+        };
+        let mut r = scope(&world(), shallow.clone());
+        assert_eq!(pushed(&settle(&mut r)), ["1"], "p-4 has no badge");
+        assert!(settle(&mut r).is_empty(), "settled: nothing more to send");
+        let mut deep = scope(
+            &r,
+            Scope {
+                include_sub_departments: true,
+                ..shallow
+            },
+        );
+        assert_eq!(pushed(&settle(&mut deep)), ["2"]);
+    }
+
+    #[test]
+    fn people_changes_reach_the_device() {
+        let mut r = scope(
+            &world(),
+            Scope {
+                departments: vec![DepartmentId::from("d-ops")],
+                include_sub_departments: true,
+                excluded_people: vec![PersonId::from("p-2")],
+                ..Scope::default()
+            },
+        );
+        assert_eq!(pushed(&settle(&mut r)), ["1"], "exclusions win");
+        r.apply(
+            &PersonUpdated {
+                person_id: PersonId::from("p-1"),
+                name: Some("Renamed".into()),
+                department_id: None,
+                title: None,
+            }
+            .into(),
+        );
+        assert_eq!(pushed(&settle(&mut r)), ["1"], "a new name is pushed again");
+        r.apply(
+            &BadgeNumberAssigned {
+                person_id: PersonId::from("p-1"),
+                badge_number: BadgeNumber::from("11"),
+                previous: Some(BadgeNumber::from("1")),
+            }
+            .into(),
+        );
+        assert_eq!(
+            settle(&mut r),
+            [
+                Change::Remove {
+                    person: PersonId::from("p-1"),
+                    badge: BadgeNumber::from("1")
+                },
+                Change::Push {
+                    person: PersonId::from("p-1"),
+                    badge: BadgeNumber::from("11"),
+                    name: "Renamed".into()
+                }
+            ],
+            "the old number goes first"
+        );
+        r.apply(&hired("p-5", "d-night", Some("5")));
+        assert_eq!(pushed(&settle(&mut r)), ["5"]);
+        r.apply(
+            &PersonLeft {
+                person_id: PersonId::from("p-5"),
+                left_on: NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+                reason: None,
+            }
+            .into(),
+        );
+        assert_eq!(pushed(&settle(&mut r)), ["-"]);
+        r.apply(
+            &PersonUpdated {
+                person_id: PersonId::from("p-1"),
+                name: None,
+                department_id: Some(DepartmentId::from("d-office")),
+                title: None,
+            }
+            .into(),
+        );
+        assert_eq!(pushed(&settle(&mut r)), ["-"], "moved out of scope");
+    }
+
+    #[test]
+    fn scopes_name_what_exists_on_a_bound_device() {
+        let r = world();
+        let refused = |s: Scope| decide_scope(&r, &sn(), &s).unwrap_err().to_string();
+        assert_eq!(
+            refused(Scope {
+                people: vec![PersonId::from("p-9")],
+                ..Scope::default()
+            }),
+            "person p-9 does not exist"
+        );
+        assert_eq!(
+            refused(Scope {
+                excluded_departments: vec![DepartmentId::from("d-none")],
+                ..Scope::default()
+            }),
+            "department d-none does not exist"
+        );
+        let unbound = decide_scope(&r, &DeviceSn::from("OTHER"), &Scope::default());
+        assert_eq!(
+            unbound.unwrap_err().to_string(),
+            "device OTHER is not bound to this tenant"
+        );
+    }
+}
