@@ -40,6 +40,9 @@ pub enum Command {
     /// Measure throughput against a raw JetStream baseline from the same run.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// A simulated attendance machine against a running gateway: punches, goes offline,
+    /// catches up, re-sends its history, polls for commands.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// Where the ledger is.
@@ -90,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(command) => crate::events::run(command).await,
         Command::Replay(args) => crate::replay::run(args).await,
         Command::Bench(command) => crate::bench::run(command).await,
+        Command::Simulate(args) => crate::simulate::run(args).await,
     }
 }
 

@@ -111,8 +111,22 @@ fn events(tenant: &TenantId, now: DateTime<Utc>) -> Vec<Envelope> {
                 off_punch_required: true,
             },
         }),
+        // Phones punch within 200 m of the office or on its Wi-Fi; elsewhere the punch is
+        // kept and the day shows a location exception.
         options: RuleOptions {
             holiday_calendar: Some(CalendarId::from("CN")),
+            geofences: vec![Geofence::Circle {
+                name: "Office".into(),
+                center: LatLon {
+                    latitude: 31.2304,
+                    longitude: 121.4737,
+                },
+                radius_m: 200,
+            }],
+            wifi: vec![WifiAccessPoint {
+                ssid: Some("office".into()),
+                bssid: "a4:5e:60:00:00:01".into(),
+            }],
             ..RuleOptions::default()
         },
     };

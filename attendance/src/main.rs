@@ -11,6 +11,7 @@ mod demo;
 mod events;
 mod replay;
 mod serve;
+mod simulate;
 mod up;
 
 use clap::Parser;

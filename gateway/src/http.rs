@@ -336,12 +336,16 @@ async fn upload(
     gw.note_status(&binding.tenant, &binding.sn, Status::default())
         .await;
     let table = q.get("table").map(String::as_str).unwrap_or("");
-    if table != "ATTLOG" {
-        // OPERLOG (users, fingerprints, operation log), BIODATA and the rest are not
-        // events yet: acknowledged so the device moves on, and logged.
-        let lines = crate::protocol::attlog::lines(&String::from_utf8_lossy(&body)).count();
-        tracing::info!(sn = %binding.sn, table, lines, "table acknowledged and ignored");
-        return text(format!("OK: {lines}\n"));
+    match table {
+        "ATTLOG" => {}
+        "OPERLOG" | "BIODATA" => return oper_upload(&gw, &binding, table, &body).await,
+        _ => {
+            // Photos (ATTPHOTO), error logs and the rest: acknowledged so the device
+            // moves on, and logged; nothing of them is kept.
+            let lines = crate::protocol::attlog::lines(&String::from_utf8_lossy(&body)).count();
+            tracing::info!(sn = %binding.sn, table, lines, "table acknowledged and ignored");
+            return text(format!("OK: {lines}\n"));
+        }
     }
     let now = gw.now();
     let body = String::from_utf8_lossy(&body);
@@ -358,6 +362,28 @@ async fn upload(
         }
         Err(e) => {
             tracing::error!(sn = %binding.sn, error = %e, "upload not stored; the device will re-send");
+            unavailable()
+        }
+    }
+}
+
+/// An `OPERLOG` or `BIODATA` upload: users, biometrics and the operation log as events
+/// (names decoded from GBK when the body is not UTF-8); `OK: n` once they are stored.
+async fn oper_upload(gw: &Gateway, binding: &Binding, table: &str, body: &[u8]) -> Response {
+    let now = gw.now();
+    let body = crate::protocol::operlog::decode_body(body);
+    let upload = crate::operlog_ingest::read_operlog(binding, &body);
+    for (line, what) in &upload.ignored {
+        tracing::debug!(sn = %binding.sn, table, what, line = %line.escape_debug(), "line acknowledged and ignored");
+    }
+    let events = crate::operlog_ingest::oper_events(binding, &upload, now);
+    match gw.inner.ledger.append_many(&events).await {
+        Ok(_) => {
+            tracing::info!(sn = %binding.sn, table, recorded = events.len(), ignored = upload.ignored.len(), "device log stored");
+            text(format!("OK: {}\n", upload.lines()))
+        }
+        Err(e) => {
+            tracing::error!(sn = %binding.sn, table, error = %e, "device log not stored; the device will re-send");
             unavailable()
         }
     }

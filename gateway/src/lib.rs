@@ -4,9 +4,12 @@
 //!
 //! - [`protocol`]: pure parsing and rendering of the device protocol.
 //! - [`ingest`]: from an ATTLOG body to events, pure.
+//! - [`operlog_ingest`]: from an OPERLOG/BIODATA body (users, biometrics, operation log) to events, pure.
 //! - [`admin`]: bind, rename, unbind (decide + execute).
 //! - [`commands`]: a device's command queue folded from events; what a poll delivers.
 //! - [`people`]: hire, update, remove under the badge-number rules.
+//! - [`roster`]: who each device should hold (its scope) and the commands that get it there.
+//! - [`mobile`]: a phone's punch checked against its person's rule, pure.
 //! - [`http`]: the HTTP shell: `run(gateway, listener, shutdown)`.
 //! - [`simulator`]: a firmware-like device for tests and benchmarks.
 //!
@@ -16,8 +19,12 @@
 
 pub mod admin;
 pub mod commands;
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod mobile;
+pub mod operlog_ingest;
 pub mod people;
 pub mod protocol;
+pub mod roster;
 pub mod simulator;

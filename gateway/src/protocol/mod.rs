@@ -2,4 +2,6 @@
 
 pub mod attlog;
 pub mod commands;
+pub mod operlog;
 pub mod options;
+pub mod status;

@@ -1,8 +1,12 @@
 //! The gateway's integration tests.
 
+mod fuzz_smoke;
+mod firmware;
 mod http;
+mod mobile;
 mod parser_properties;
 mod real_devices;
+mod status;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,144 @@
+//! `attendance simulate`: a firmware-like device against a running gateway, telling its
+//! story as it goes: it handshakes, punches live, goes offline and keeps punching,
+//! catches up, sends its whole history again three times, and polls for commands.
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use clap::Args;
+use gateway::simulator::{Device, FIRMWARE_BATCH, Firmware};
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The gateway's address (what a device is given as its server).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    gateway: String,
+    /// The device's serial number; bind it first (`attendance admin device bind`).
+    #[arg(long)]
+    sn: String,
+    /// Badge numbers punching on the device, comma-separated (default: the demo's people).
+    #[arg(long, value_delimiter = ',', default_value = "1001,1002,1003,1004")]
+    badges: Vec<String>,
+    /// Days of punches, ending yesterday; the device is offline for the middle ones.
+    #[arg(long, default_value_t = 5)]
+    days: i64,
+    /// The device's time zone, to date its punches (as the binding's).
+    #[arg(long, default_value = "Asia/Shanghai")]
+    zone: String,
+    /// Fields per ATTLOG line, as firmware variants send: 5, 6, 7, 10 or 11.
+    #[arg(long, default_value_t = 7)]
+    fields: usize,
+}
+
+pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    let host = args
+        .gateway
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let addr = host
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {host}"))?;
+    let zone = schemas::ids::ZoneName::parse(&args.zone)
+        .map_err(|e| anyhow::anyhow!("--zone {}: {e}", args.zone))?
+        .tz();
+    if args.days < 1 {
+        anyhow::bail!("--days must be at least 1");
+    }
+    let mut device = Firmware::new(Device::new(addr, &args.sn), args.fields);
+
+    let hello = device.handshake().await?;
+    if hello.status != 200 {
+        anyhow::bail!(
+            "handshake refused ({} {}): is {} bound? `attendance admin device bind --tenant demo --sn {} --name ... --zone {}`",
+            hello.status,
+            hello.body.trim(),
+            args.sn,
+            args.sn,
+            args.zone
+        );
+    }
+    let tz_line = hello.body.lines().find(|l| l.starts_with("TimeZone="));
+    println!(
+        "handshake: {} answered with its options ({})",
+        args.sn,
+        tz_line.unwrap_or("no TimeZone")
+    );
+
+    let today = Utc::now().with_timezone(&zone).date_naive();
+    for n in (1..=args.days).rev() {
+        let date = today - Duration::days(n);
+        let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+        device.online = !offline(n, args.days);
+        let before = device.records.len();
+        workday(&mut device, &args.badges, midnight);
+        let punched = device.records.len() - before;
+        let sent = device.sync().await?;
+        if device.online && sent > punched {
+            println!(
+                "{date}: {punched} punches; back online, caught up: sent {sent} records \
+                 ({} from the days offline) in {} POSTs",
+                sent - punched,
+                sent.div_ceil(FIRMWARE_BATCH)
+            );
+        } else if device.online {
+            println!("{date}: {punched} punches; online, sent {sent} records");
+        } else {
+            println!(
+                "{date}: {punched} punches; offline, {} records waiting on the device",
+                device.records.len() - device.sent
+            );
+        }
+    }
+
+    let history = device.records.len();
+    device.resend_all(history.max(1)).await?;
+    device.resend_all(7).await?;
+    let mut reversed: Vec<&str> = device.records.iter().map(String::as_str).collect();
+    reversed.reverse();
+    device.device.push_all(&reversed, FIRMWARE_BATCH).await?;
+    println!(
+        "re-sent the whole history of {history} records 3 times (in 1 POST, in 7-line POSTs, \
+         newest first), ignoring the stamp"
+    );
+
+    let polled = device.poll().await?;
+    if polled.commands.is_empty() {
+        println!("polled for commands: none waiting");
+    }
+    for command in &polled.commands {
+        println!("polled and carried out: {}", command.replace('\t', " "));
+    }
+    if polled.resent > 0 {
+        println!("re-uploaded {} records on request", polled.resent);
+    }
+    println!(
+        "done: {history} punches on the device; every one should appear once in \
+         `attendance replay --nats ... --tenant <tenant> raw --device {}`",
+        args.sn
+    );
+    Ok(())
+}
+
+/// Whether day `n` (days before today) falls in the middle of the story, when the
+/// device cannot reach the server: never the first or the last day.
+fn offline(n: i64, days: i64) -> bool {
+    days >= 3 && (2..days).contains(&n)
+}
+
+/// Each badge in around 08:55 and out around 18:05, a second tap on the way in for some.
+fn workday(device: &mut Firmware, badges: &[String], midnight: NaiveDateTime) {
+    for (i, badge) in badges.iter().enumerate() {
+        let i = i as i64;
+        let arrive = midnight + Duration::minutes(8 * 60 + 50 + i * 3);
+        device.punch(badge, arrive, 0, 15);
+        if i % 2 == 0 {
+            device.punch(badge, arrive + Duration::seconds(20), 0, 15);
+        }
+        device.punch(
+            badge,
+            midnight + Duration::minutes(18 * 60 + 2 + i * 4),
+            1,
+            15,
+        );
+    }
+}
