@@ -1,7 +1,7 @@
 //! The gateway's integration tests.
 
-mod fuzz_smoke;
 mod firmware;
+mod fuzz_smoke;
 mod http;
 mod mobile;
 mod parser_properties;
