@@ -76,9 +76,12 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         if device.online && sent > punched {
             println!(
                 "{date}: {punched} punches; back online, caught up: sent {sent} records \
-                 ({} from the days offline) in {} POSTs",
+                 ({} from the days offline) in {}",
                 sent - punched,
-                sent.div_ceil(FIRMWARE_BATCH)
+                match sent.div_ceil(FIRMWARE_BATCH) {
+                    1 => "1 POST".to_owned(),
+                    n => format!("{n} POSTs"),
+                }
             );
         } else if device.online {
             println!("{date}: {punched} punches; online, sent {sent} records");
