@@ -155,8 +155,17 @@ pub fn decide(
         });
     }
     // The rule's zone says which local date the punch is on; look the rule up for that
-    // date (the UTC date's rule gives the zone to start from).
-    let (_, first) = book.rule_for(&person, instant.date_naive())?;
+    // date. The zone to start from is that of a rule in force around the UTC date (a
+    // local date is at most a day either side of it).
+    let utc_date = instant.date_naive();
+    let (_, first) = match book.rule_for(&person, utc_date) {
+        Ok(found) => found,
+        Err(e) => [utc_date.succ_opt(), utc_date.pred_opt()]
+            .into_iter()
+            .flatten()
+            .find_map(|date| book.rule_for(&person, date).ok())
+            .ok_or(e)?,
+    };
     let local_date = instant.with_timezone(&first.zone.tz()).date_naive();
     let (name, rule) = book.rule_for(&person, local_date)?;
     let local_time = instant.with_timezone(&rule.zone.tz()).naive_local();
@@ -360,6 +369,24 @@ mod tests {
             .to_string()
             .contains("unknown field `bssid`")
         );
+    }
+
+    #[test]
+    fn the_first_morning_in_shanghai_is_still_yesterday_in_utc() {
+        let mut b = book("LocationException", false);
+        let hired: schemas::Envelope = serde_json::from_str(
+            r#"{"event_id":"00000000-0000-0000-0000-000000000002","tenant":"acme","recorded_at":"2026-01-01T00:00:00Z","occurred_at":"2026-01-01T00:00:00Z","schema_version":1,"actor":{"System":{"component":"test"}},"causation_id":null,"correlation_id":null,"event":{"type":"PersonHired","data":{"person_id":"p-new","name":"New","department_id":"d-sales","hired_on":"2026-03-02","badge_number":null,"title":null}}}"#,
+        )
+        .unwrap();
+        b.apply(99, &hired);
+        let early: DateTime<Utc> = "2026-03-01T23:30:00Z".parse().unwrap();
+        let a = decide(
+            &b,
+            &request(r#"{"tenant":"acme","person_id":"p-new"}"#),
+            early,
+        )
+        .unwrap();
+        assert_eq!(a.punch.local_time.to_string(), "2026-03-02 07:30:00");
     }
 
     #[test]
