@@ -89,6 +89,8 @@ pub enum DeviceCommand {
     Unbind(UnbindArgs),
     /// Queue a command for the device's next poll: info, check or reboot.
     Command(CommandArgs),
+    /// Queue a command that failed or expired again (the new one names the old).
+    Retry(RetryArgs),
     /// Ask the device to send a range of its records again (re-upload attendance data).
     Reupload(ReuploadArgs),
     /// Who the device holds (可用范围): people and departments, with exclusions. The
@@ -129,6 +131,15 @@ pub struct CommandArgs {
     common: Common,
     #[arg(value_enum)]
     command: SimpleCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The id of the failed or expired command.
+    #[arg(long)]
+    id: u64,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +244,14 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, Utc::now())
                     .await?;
             println!("queued command {id} for {sn}");
+            ledger.drain().await?;
+        }
+        DeviceCommand::Retry(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
+            let id =
+                gateway::commands::retry(&ledger, &tenant, &sn, args.id, actor, Utc::now()).await?;
+            println!("queued command {id} for {sn}, retrying command {}", args.id);
             ledger.drain().await?;
         }
         DeviceCommand::Scope(args) => {

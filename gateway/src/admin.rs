@@ -29,6 +29,10 @@ pub enum Refusal {
     UnknownPerson(schemas::ids::PersonId),
     #[error("department {0} does not exist")]
     UnknownDepartment(schemas::ids::DepartmentId),
+    #[error("there is no command {0} for this device")]
+    UnknownCommand(u64),
+    #[error("command {id} cannot be retried: it is {state}")]
+    NotRetryable { id: u64, state: String },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -176,6 +176,20 @@ pub async fn load(
     Ok((queue, expected))
 }
 
+/// The command to queue again for command `id`: only one that failed or expired may be
+/// retried (a done one is done; a waiting one is still on its way).
+pub fn decide_retry(queue: &CommandQueue, id: u64) -> Result<DeviceCommand, crate::admin::Refusal> {
+    use crate::admin::Refusal;
+    let command = queue.commands.get(&id).ok_or(Refusal::UnknownCommand(id))?;
+    match command.state {
+        CommandState::Failed | CommandState::Expired => Ok(command.command.clone()),
+        ref state => Err(Refusal::NotRetryable {
+            id,
+            state: format!("{state:?}"),
+        }),
+    }
+}
+
 /// Queues `command` for the device with the next free id. Two writers racing for one id
 /// conflict on the device's command subject; the loser reads again and takes the next.
 pub async fn queue(
@@ -184,6 +198,34 @@ pub async fn queue(
     sn: &DeviceSn,
     command: DeviceCommand,
     expires_at: Option<DateTime<Utc>>,
+    actor: schemas::Actor,
+    now: DateTime<Utc>,
+) -> Result<u64, ledger::LedgerError> {
+    append_queued(ledger, tenant, sn, command, expires_at, None, actor, now).await
+}
+
+/// Queues failed or expired command `id` again, under a new id that names it.
+pub async fn retry(
+    ledger: &ledger::Ledger,
+    tenant: &schemas::ids::TenantId,
+    sn: &DeviceSn,
+    id: u64,
+    actor: schemas::Actor,
+    now: DateTime<Utc>,
+) -> Result<u64, crate::admin::AdminError> {
+    let (queue, _) = load(ledger, tenant, sn).await?;
+    let command = decide_retry(&queue, id)?;
+    Ok(append_queued(ledger, tenant, sn, command, None, Some(id), actor, now).await?)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn append_queued(
+    ledger: &ledger::Ledger,
+    tenant: &schemas::ids::TenantId,
+    sn: &DeviceSn,
+    command: DeviceCommand,
+    expires_at: Option<DateTime<Utc>>,
+    retry_of: Option<u64>,
     actor: schemas::Actor,
     now: DateTime<Utc>,
 ) -> Result<u64, ledger::LedgerError> {
@@ -196,7 +238,7 @@ pub async fn queue(
             command_id: id,
             command: command.clone(),
             expires_at,
-            retry_of: None,
+            retry_of,
         };
         let envelope = schemas::Envelope::new(tenant.clone(), actor.clone(), event, now);
         match ledger.append(&envelope, expected).await {
@@ -249,6 +291,26 @@ mod tests {
             poll(&q, &sn(), t(11)).0.len(),
             2,
             "redelivered when no result came"
+        );
+    }
+
+    #[test]
+    fn only_failed_or_expired_commands_are_retried() {
+        let mut q = CommandQueue::default();
+        q.apply(&queued(1, Some(t(5))), t(0));
+        q.apply(&queued(2, None), t(0));
+        assert_eq!(
+            decide_retry(&q, 1).unwrap_err().to_string(),
+            "command 1 cannot be retried: it is Queued"
+        );
+        for e in poll(&q, &sn(), t(6)).1 {
+            q.apply(&e, t(6));
+        }
+        assert_eq!(decide_retry(&q, 1), Ok(DeviceCommand::Info), "expired");
+        assert!(decide_retry(&q, 2).is_err(), "delivered, still on its way");
+        assert_eq!(
+            decide_retry(&q, 9).unwrap_err().to_string(),
+            "there is no command 9 for this device"
         );
     }
 

@@ -255,3 +255,35 @@ async fn operation_logs_with_gbk_names_become_events_once() {
     });
     assert_eq!(name.as_deref(), Some("张三"));
 }
+
+#[tokio::test]
+async fn an_expired_command_is_retried_under_a_new_id() {
+    let h = harness(LedgerConfig::default()).await;
+    bind(&h.ledger, &acme(), "SIMRETRY", Some(day(30).date())).await;
+    let sn = DeviceSn::from("SIMRETRY");
+    let mut device = Firmware::new(Device::new(h.addr, "SIMRETRY"), 7);
+    let past = Utc::now() - Duration::minutes(1);
+    let info = DeviceCommand::Info;
+    gateway::commands::queue(
+        &h.ledger,
+        &acme(),
+        &sn,
+        info,
+        Some(past),
+        actor(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(device.poll().await.unwrap().commands.is_empty(), "expired");
+    let id = gateway::commands::retry(&h.ledger, &acme(), &sn, 1, actor(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(id, 2);
+    assert_eq!(device.poll().await.unwrap().commands, ["C:2:INFO"]);
+    let again = gateway::commands::retry(&h.ledger, &acme(), &sn, 2, actor(), Utc::now()).await;
+    assert_eq!(
+        again.unwrap_err().to_string(),
+        "command 2 cannot be retried: it is Done { return_code: 0 }"
+    );
+}
