@@ -255,28 +255,14 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             ledger.drain().await?;
         }
         DeviceCommand::Scope(args) => {
-            use schemas::ids::{DepartmentId, PersonId};
             let (ledger, tenant, actor) = open(&args.common).await?;
             let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
-            let ids = |v: &[String]| v.iter().map(|s| s.trim().to_owned()).collect::<Vec<_>>();
             let scope = gateway::roster::Scope {
-                people: ids(&args.people)
-                    .iter()
-                    .map(|p| PersonId::from(p.as_str()))
-                    .collect(),
-                departments: ids(&args.departments)
-                    .iter()
-                    .map(|d| DepartmentId::from(d.as_str()))
-                    .collect(),
+                people: ids(&args.people),
+                departments: ids(&args.departments),
                 include_sub_departments: args.include_sub_departments,
-                excluded_people: ids(&args.exclude_people)
-                    .iter()
-                    .map(|p| PersonId::from(p.as_str()))
-                    .collect(),
-                excluded_departments: ids(&args.exclude_departments)
-                    .iter()
-                    .map(|d| DepartmentId::from(d.as_str()))
-                    .collect(),
+                excluded_people: ids(&args.exclude_people),
+                excluded_departments: ids(&args.exclude_departments),
             };
             let changes =
                 gateway::roster::set_scope(&ledger, &tenant, &sn, &scope, actor, Utc::now())
@@ -420,6 +406,11 @@ async fn person(command: PersonCommand) -> anyhow::Result<()> {
     print_changes(changes.iter().map(|(sn, c)| (sn, c)));
     ledger.drain().await?;
     Ok(())
+}
+
+/// Ids from a comma-separated argument, trimmed.
+fn ids<T: for<'a> From<&'a str>>(values: &[String]) -> Vec<T> {
+    values.iter().map(|v| T::from(v.trim())).collect()
 }
 
 /// One line per roster command queued.

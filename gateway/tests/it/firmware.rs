@@ -3,14 +3,13 @@
 //! cut mid-line, and the command round trip (re-upload, roster, INFO, CLEAR DATA).
 
 use chrono::{Duration, NaiveDateTime, Utc};
-use futures::TryStreamExt;
 use gateway::simulator::{Device, Firmware};
-use ledger::{LedgerConfig, ReadFrom};
+use ledger::LedgerConfig;
 use schemas::Actor;
 use schemas::events::{DeviceCommand, RejectionReason};
 use schemas::ids::DeviceSn;
 
-use crate::http::{acme, bind, harness, raw_records};
+use crate::http::{acme, bind, events, harness, raw_records};
 
 fn actor() -> Actor {
     Actor::System {
@@ -170,14 +169,7 @@ async fn commands_round_trip_through_a_polling_device() {
     assert_eq!(polled.commands, ["C:3:CLEAR DATA"]);
     assert!(device.records.is_empty());
 
-    let events: Vec<_> = h
-        .ledger
-        .read(&acme(), ReadFrom::start())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let events = events(&h.ledger, &acme()).await;
     let outcomes: Vec<String> = events
         .iter()
         .filter_map(|r| match &r.envelope.event {
@@ -226,14 +218,7 @@ async fn operation_logs_with_gbk_names_become_events_once() {
         .await
         .unwrap();
     assert_eq!(photo.body, "OK: 1\n", "other tables are acknowledged");
-    let events: Vec<_> = h
-        .ledger
-        .read(&acme(), ReadFrom::start())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let events = events(&h.ledger, &acme()).await;
     let kinds: Vec<_> = events
         .iter()
         .map(|r| r.envelope.event.kind())

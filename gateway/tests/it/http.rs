@@ -72,16 +72,20 @@ pub async fn bind(ledger: &Ledger, tenant: &TenantId, sn: &str, records_from: Op
     .unwrap();
 }
 
-pub async fn raw_records(ledger: &Ledger, tenant: &TenantId) -> RawRecords {
-    let mut raw = RawRecords::default();
-    let events: Vec<_> = ledger
+/// Every event of the tenant, as stored.
+pub async fn events(ledger: &Ledger, tenant: &TenantId) -> Vec<ledger::Recorded> {
+    ledger
         .read(tenant, ReadFrom::start())
         .await
         .unwrap()
         .try_collect()
         .await
-        .unwrap();
-    for recorded in &events {
+        .unwrap()
+}
+
+pub async fn raw_records(ledger: &Ledger, tenant: &TenantId) -> RawRecords {
+    let mut raw = RawRecords::default();
+    for recorded in &events(ledger, tenant).await {
         raw.apply(recorded.sequence, &recorded.envelope);
     }
     raw
@@ -112,13 +116,7 @@ async fn an_unknown_device_writes_nothing_but_one_sighting() {
 }
 
 async fn raw_events(ledger: &Ledger, tenant: &TenantId) -> Vec<&'static str> {
-    let events: Vec<_> = ledger
-        .read(tenant, ReadFrom::start())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let events = events(ledger, tenant).await;
     events.iter().map(|r| r.envelope.event.kind()).collect()
 }
 

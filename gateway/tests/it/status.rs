@@ -4,23 +4,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-use ledger::{LedgerConfig, ReadFrom};
+use ledger::LedgerConfig;
 use schemas::Event;
 use schemas::events::DeviceStatusReported;
 
-use crate::http::{acme, bind, harness_at};
+use crate::http::{acme, bind, events, harness_at};
 use gateway::simulator::Device;
 
 async fn statuses(ledger: &ledger::Ledger) -> Vec<(DateTime<Utc>, DeviceStatusReported)> {
-    let events: Vec<_> = ledger
-        .read(&acme(), ReadFrom::start())
+    events(ledger, &acme())
         .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    events
         .into_iter()
         .filter_map(|r| match r.envelope.event {
             Event::DeviceStatusReported(s) => Some((r.envelope.recorded_at, s)),
