@@ -13,6 +13,7 @@
 
 pub mod append;
 pub mod baseline;
+mod direct;
 mod error;
 pub mod nats_server;
 pub mod provision;

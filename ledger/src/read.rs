@@ -1,12 +1,13 @@
-//! Reading a tenant's events: up to now (`read`) or forever (`tail`), both through an
-//! ordered consumer, which the client re-creates from the last sequence it saw if the
-//! connection or the consumer is lost.
+//! Reading a tenant's events: up to now (`read`, by batched direct gets, leaving nothing
+//! on the server) or forever (`tail`, through an ordered consumer, which the client
+//! re-creates from the last sequence it saw if the connection or the consumer is lost).
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures::{Stream, StreamExt};
 use schemas::Envelope;
 use schemas::ids::TenantId;
 
+use crate::direct::{Cursor, Merged, Stored};
 use crate::{Ledger, LedgerError};
 
 /// An event as stored: where it is, and what it says.
@@ -63,36 +64,43 @@ type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Recorded, LedgerError>>
 impl Ledger {
     /// The tenant's events from `from` up to the last one stored when the call was
     /// made, then the stream ends, even while writers go on appending.
+    ///
+    /// Read by batched direct gets, not a consumer: a read, finished or dropped, leaves
+    /// nothing behind on the server (see `direct.rs`).
     pub async fn read(&self, tenant: &TenantId, from: ReadFrom) -> Result<Events, LedgerError> {
-        let (consumer, stream_name, last) = self.ordered(tenant, &from).await?;
-        if consumer.cached_info().num_pending == 0 || last < from.sequence {
-            return Ok(Box::pin(futures::stream::empty()));
-        }
-        let messages = consumer
-            .messages()
+        let p = self.partitions();
+        let stream_name = p.stream_of(tenant);
+        let stream = self
+            .js
+            .get_stream(&stream_name)
             .await
             .map_err(LedgerError::unavailable)?;
-        // Ends after the tenant's last message at or before `last` (nothing pending
-        // behind it, or `last` itself), or before the first message past `last`.
-        let events = futures::stream::unfold((messages, false), move |(mut messages, done)| {
+        // The stream's last sequence now: the read ends there.
+        let last = stream.cached_info().state.last_sequence;
+        let filters = if from.filters.is_empty() {
+            vec![p.tenant_filter(tenant)]
+        } else {
+            from.filters.clone()
+        };
+        let cursors = filters
+            .into_iter()
+            .map(|filter| {
+                Cursor::new(
+                    self.client.clone(),
+                    &stream_name,
+                    filter,
+                    from.sequence,
+                    last,
+                )
+            })
+            .collect();
+        let events = futures::stream::try_unfold(Merged::new(cursors), move |mut merged| {
             let stream_name = stream_name.clone();
             async move {
-                if done {
-                    return None;
-                }
-                let message = messages.next().await?;
-                let info = message
-                    .as_ref()
-                    .ok()
-                    .and_then(|m| m.info().ok().map(|i| (i.stream_sequence, i.pending)));
-                match info {
-                    Some((sequence, _)) if sequence > last => None,
-                    Some((sequence, pending)) => {
-                        let end = sequence == last || pending == 0;
-                        Some((decode(&stream_name, message), (messages, end)))
-                    }
-                    None => Some((decode(&stream_name, message), (messages, false))),
-                }
+                Ok(match merged.next().await? {
+                    Some(stored) => Some((decode_stored(&stream_name, stored)?, merged)),
+                    None => None,
+                })
             }
         });
         Ok(Box::pin(events))
@@ -100,7 +108,7 @@ impl Ledger {
 
     /// The tenant's events from `from` on, waiting for new ones forever.
     pub async fn tail(&self, tenant: &TenantId, from: ReadFrom) -> Result<Events, LedgerError> {
-        let (consumer, stream_name, _) = self.ordered(tenant, &from).await?;
+        let (consumer, stream_name) = self.ordered(tenant, &from).await?;
         let messages = consumer
             .messages()
             .await
@@ -173,28 +181,14 @@ impl Ledger {
         &self,
         tenant: &TenantId,
         from: &ReadFrom,
-    ) -> Result<
-        (
-            consumer::Consumer<consumer::pull::OrderedConfig>,
-            String,
-            u64,
-        ),
-        LedgerError,
-    > {
+    ) -> Result<(consumer::Consumer<consumer::pull::OrderedConfig>, String), LedgerError> {
         let p = self.partitions();
         let stream_name = p.stream_of(tenant);
-        let mut stream = self
+        let stream = self
             .js
-            .get_stream(&stream_name)
+            .get_stream_no_info(&stream_name)
             .await
             .map_err(LedgerError::unavailable)?;
-        // The stream's last sequence before the consumer exists: `read` ends there.
-        let last = stream
-            .info()
-            .await
-            .map_err(LedgerError::unavailable)?
-            .state
-            .last_sequence;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subjects: if from.filters.is_empty() {
@@ -209,8 +203,23 @@ impl Ledger {
             })
             .await
             .map_err(LedgerError::unavailable)?;
-        Ok((consumer, stream_name, last))
+        Ok((consumer, stream_name))
     }
+}
+
+fn decode_stored(stream: &str, stored: Stored) -> Result<Recorded, LedgerError> {
+    let envelope =
+        Envelope::from_msgpack(&stored.payload).map_err(|source| LedgerError::Decode {
+            stream: stream.to_owned(),
+            sequence: stored.sequence,
+            source,
+        })?;
+    Ok(Recorded {
+        stream: stream.to_owned(),
+        sequence: stored.sequence,
+        subject: stored.subject,
+        envelope,
+    })
 }
 
 fn decode(

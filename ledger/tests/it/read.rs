@@ -191,3 +191,77 @@ async fn read_ends_at_what_was_stored_when_it_was_called_while_writers_go_on() {
         "read did not wait for the writer to finish"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_reads_in_a_burst_leave_no_consumer_behind() {
+    // Regression: every read opened an ordered consumer that lingered for 30 s; a stream
+    // holds at most 1,000, so a burst of small reads (device polls, phone punches,
+    // `person update`) made every later read fail until they expired.
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append_many(&(0..30).map(|i| punch(&acme, "SN1", i)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let filter = w
+        .ledger
+        .partitions()
+        .kind_filter(&acme, AggregateKind::Punches);
+    let counts: Vec<usize> = futures::stream::iter(0..5_000)
+        .map(|i| {
+            let ledger = w.ledger.clone();
+            let acme = acme.clone();
+            let from = if i % 2 == 0 {
+                ReadFrom::start()
+            } else {
+                ReadFrom::only(filter.clone())
+            };
+            async move {
+                let events: Vec<_> = ledger.read(&acme, from).await.unwrap().collect().await;
+                events.into_iter().map(Result::unwrap).count()
+            }
+        })
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    assert_eq!(counts.len(), 5_000);
+    assert!(
+        counts.iter().all(|&n| n == 30),
+        "every read saw every event"
+    );
+    let stream = w.ledger.partitions().stream_of(&acme);
+    let mut stream = w.ledger.jetstream().get_stream(&stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.consumer_count, 0);
+}
+
+#[tokio::test]
+async fn a_read_dropped_half_way_and_a_read_past_the_end_are_fine() {
+    let w = world().await;
+    let acme = tenant("acme");
+    w.ledger
+        .append_many(
+            &(0..3_000)
+                .map(|i| punch(&acme, "SN1", i))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    let mut events = w.ledger.read(&acme, ReadFrom::start()).await.unwrap();
+    for _ in 0..1_500 {
+        events.next().await.unwrap().unwrap();
+    }
+    drop(events);
+    let after: Vec<_> = w
+        .ledger
+        .read(&acme, ReadFrom::after(10_000))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(after.is_empty());
+    assert_eq!(
+        read_all(&w.ledger, &acme).await.len(),
+        3_000,
+        "batches join up"
+    );
+}
