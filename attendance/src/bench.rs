@@ -42,9 +42,10 @@ pub struct ReplayBench {
 
 #[derive(Debug, Args)]
 pub struct IngestBench {
-    /// Folder of `*_attlog.dat` device exports.
-    #[arg(long, default_value = "../shared/data/real-devices")]
-    records: std::path::PathBuf,
+    /// Folder of `*_attlog.dat` device exports [default: the real device exports
+    /// committed in gateway/testdata/real-devices].
+    #[arg(long)]
+    records: Option<std::path::PathBuf>,
     /// Device counts to run, one scenario each.
     #[arg(long, value_delimiter = ',', default_value = "1,50")]
     devices: Vec<usize>,
@@ -189,9 +190,13 @@ fn punch(tenant: &TenantId, i: u64) -> Envelope {
 async fn ingest(args: IngestBench) -> anyhow::Result<()> {
     use gateway::simulator::Device;
 
+    let records = args
+        .records
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(gateway::simulator::REAL_DEVICE_EXPORTS));
     let mut lines = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&args.records)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.records.display()))?
+    let mut files: Vec<_> = std::fs::read_dir(&records)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", records.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with("attlog.dat"))
@@ -204,7 +209,7 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
     anyhow::ensure!(
         !lines.is_empty(),
         "no records under {}",
-        args.records.display()
+        records.display()
     );
 
     let server = NatsServer::start(ServerOptions::default()).await?;

@@ -99,6 +99,10 @@ impl Device {
     }
 }
 
+/// The real device exports committed with the source (pseudonymised; see their
+/// PROVENANCE.md): what `attendance bench ingest` sends by default.
+pub const REAL_DEVICE_EXPORTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/real-devices");
+
 /// How many records firmware sends per ATTLOG POST.
 pub const FIRMWARE_BATCH: usize = 128;
 
