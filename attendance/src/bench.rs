@@ -206,11 +206,7 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(file)?;
         lines.extend(gateway::protocol::attlog::lines(&text).map(str::to_owned));
     }
-    anyhow::ensure!(
-        !lines.is_empty(),
-        "no records under {}",
-        records.display()
-    );
+    anyhow::ensure!(!lines.is_empty(), "no records under {}", records.display());
 
     let server = NatsServer::start(ServerOptions::default()).await?;
     let ledger = Ledger::connect(&server.url(), args.ledger.config()).await?;
@@ -231,6 +227,7 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
             sn: DeviceSn::from("BENCH"),
             zone: ZoneName::parse("Asia/Manila")?,
             records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap_or_default(),
+            claim_sequence: 0,
         };
         let upload = gateway::ingest::read_attlog(&binding, &lines[0], Utc::now());
         let punch = upload

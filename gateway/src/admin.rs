@@ -62,6 +62,7 @@ pub fn binding_of(claim: Option<&Event>) -> Option<Binding> {
             sn: c.sn.clone(),
             zone: c.zone.clone(),
             records_from: c.records_from,
+            claim_sequence: 0,
         }),
         _ => None,
     }
@@ -194,8 +195,14 @@ pub async fn lookup_command_tenant(
 
 /// The binding of `sn` as the ledger has it now.
 pub async fn lookup(ledger: &Ledger, sn: &DeviceSn) -> Result<Option<Binding>, LedgerError> {
-    let (claim, _) = current_claim(ledger, sn).await?;
-    Ok(binding_of(claim.as_ref()))
+    let (claim, expected) = current_claim(ledger, sn).await?;
+    Ok(binding_of(claim.as_ref()).map(|binding| Binding {
+        claim_sequence: match expected {
+            Expected::LastSequence(sequence) => sequence,
+            Expected::Any | Expected::Empty => 0,
+        },
+        ..binding
+    }))
 }
 
 pub async fn bind(

@@ -81,6 +81,7 @@ fn binding() -> Binding {
         // A zone with daylight-saving gaps and folds.
         zone: ZoneName::parse("America/New_York").expect("a known zone"),
         records_from: NaiveDate::from_ymd_opt(2019, 1, 1).expect("a date"),
+        claim_sequence: 1,
     }
 }
 

@@ -1,9 +1,12 @@
-//! From an `ATTLOG` body to events: pure, with the clock passed in.
+//! From an `ATTLOG` body (attendance firmware) or an `rtlog`/`transaction` body (access
+//! firmware) to events: pure, with the clock passed in.
 //!
 //! One upload (one POST, up to 128 lines from real firmware) becomes one
 //! `PunchesRecorded` event holding its punches, plus one `DeviceRecordRejected` per line
 //! that cannot be a punch. Why one event per upload and not per punch: see
-//! ARCHITECTURE.md, "Punches per message".
+//! ARCHITECTURE.md, "Punches per message". A larger body is read in pieces of
+//! [`LINES_PER_PIECE`] lines, each becoming its own events, so memory does not grow
+//! with the body.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
@@ -11,7 +14,7 @@ use schemas::events::{DeviceRecordRejected, Punch, PunchesRecorded, RejectionRea
 use schemas::ids::{BadgeNumber, DeviceSn, EventId, TenantId, ZoneName};
 use schemas::{Actor, Envelope};
 
-use crate::protocol::attlog;
+use crate::protocol::{self, attlog, rtlog};
 
 /// What the gateway knows of a bound device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +24,18 @@ pub struct Binding {
     pub zone: ZoneName,
     /// Records dated (locally) before this are rejected as clock resets.
     pub records_from: NaiveDate,
+    /// The stream sequence of the SN's claim: which binding this is (a device bound
+    /// again is a new binding, with cursors and registration of its own).
+    pub claim_sequence: u64,
 }
 
 /// Punches per `PunchesRecorded` event: a real upload (at most 128 lines) is one event;
 /// a body of a whole history is split so each message stays far below NATS's 1 MiB.
 pub const MAX_PUNCHES_PER_EVENT: usize = 256;
+
+/// Lines read into one piece of a large body (a few MB of memory at most); a real
+/// upload of 128 lines is one piece.
+pub const LINES_PER_PIECE: usize = 4096;
 
 /// How far ahead of the server's clock a record may be before it is a clock error.
 pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
@@ -35,82 +45,152 @@ pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
 pub struct Upload {
     pub punches: Vec<Punch>,
     pub rejected: Vec<DeviceRecordRejected>,
+    /// Lines understood and deliberately not stored (access events that are not
+    /// punches), with why.
+    pub ignored: Vec<(String, &'static str)>,
 }
 
 impl Upload {
-    /// Lines that will be stored, as a punch or as a rejection: the `n` of `OK: n`.
+    fn new() -> Self {
+        Self {
+            punches: Vec::new(),
+            rejected: Vec::new(),
+            ignored: Vec::new(),
+        }
+    }
+
+    /// Lines stored, as a punch or as a rejection, or deliberately ignored: the `n` of
+    /// `OK: n`.
     pub fn lines(&self) -> usize {
-        self.punches.len() + self.rejected.len()
+        self.punches.len() + self.rejected.len() + self.ignored.len()
+    }
+
+    fn reject(&mut self, binding: &Binding, line: &str, reason: RejectionReason, detail: String) {
+        self.rejected.push(DeviceRecordRejected {
+            sn: binding.sn.clone(),
+            raw: protocol::kept_line(line),
+            reason,
+            detail: Some(detail),
+        });
     }
 }
 
 /// Judges every line of an `ATTLOG` body.
 pub fn read_attlog(binding: &Binding, body: &str, now: DateTime<Utc>) -> Upload {
     let tz = binding.zone.tz();
-    let mut upload = Upload {
-        punches: Vec::new(),
-        rejected: Vec::new(),
-    };
+    let mut upload = Upload::new();
     for line in attlog::lines(body) {
-        match punch_of(binding, tz, line, now) {
+        let punch = attlog::parse_line(line)
+            .map_err(|r| (r.reason, r.detail))
+            .and_then(|record| {
+                let instant = accepted(binding, tz, record.local_time, now)?;
+                Ok(Punch {
+                    verify_mode: record.verify_code.map(VerifyMode::from_code),
+                    punch_state: record.punch_state,
+                    work_code: record.work_code.map(str::to_owned),
+                    job_code: record.job_code.map(str::to_owned),
+                    device_seq: record.device_seq,
+                    raw_line: Some(line.to_owned()),
+                    ..Punch::from_device(
+                        binding.sn.clone(),
+                        BadgeNumber::from(record.badge),
+                        record.local_time,
+                        binding.zone.clone(),
+                        instant,
+                    )
+                })
+            });
+        match punch {
             Ok(punch) => upload.punches.push(punch),
-            Err((reason, detail)) => upload.rejected.push(DeviceRecordRejected {
-                sn: binding.sn.clone(),
-                raw: line.to_owned(),
-                reason,
-                detail: Some(detail),
-            }),
+            Err((reason, detail)) => upload.reject(binding, line, reason, detail),
         }
     }
     upload
 }
 
-fn punch_of(
+/// Judges every line of an access device's `rtlog` or `transaction` body: a verified
+/// person is a punch (identified like any device punch, by SN, badge number and local
+/// time, so a record sent live and again in a backlog counts once); door, alarm and
+/// denial events are ignored, with why.
+pub fn read_access(binding: &Binding, body: &str, now: DateTime<Utc>) -> Upload {
+    let tz = binding.zone.tz();
+    let mut upload = Upload::new();
+    for line in attlog::lines(body) {
+        let record = rtlog::parse_line(line).map_err(|r| (r.reason, r.detail));
+        let punch = match record {
+            Ok(rtlog::AccessRecord::NotAPunch(why)) => {
+                upload.ignored.push((protocol::kept_line(line), why));
+                continue;
+            }
+            Ok(rtlog::AccessRecord::Punch(p)) => {
+                accepted(binding, tz, p.local_time, now).map(|instant| Punch {
+                    verify_mode: p.verify_code.map(access_verify_mode),
+                    punch_state: p.in_out,
+                    device_seq: p.index,
+                    raw_line: Some(line.to_owned()),
+                    ..Punch::from_device(
+                        binding.sn.clone(),
+                        BadgeNumber::from(p.pin),
+                        p.local_time,
+                        binding.zone.clone(),
+                        instant,
+                    )
+                })
+            }
+            Err(e) => Err(e),
+        };
+        match punch {
+            Ok(punch) => upload.punches.push(punch),
+            Err((reason, detail)) => upload.reject(binding, line, reason, detail),
+        }
+    }
+    upload
+}
+
+/// Access firmware's `verifytype` codes: 1 fingerprint, 3 password, 4 card, 15 face,
+/// 25 palm (0 "any", 2 user id, combinations and the rest kept as their code).
+fn access_verify_mode(code: u16) -> VerifyMode {
+    match code {
+        1 => VerifyMode::Fingerprint,
+        3 => VerifyMode::Password,
+        4 => VerifyMode::Card,
+        15 => VerifyMode::Face,
+        25 => VerifyMode::Palm,
+        other => VerifyMode::Other(other),
+    }
+}
+
+/// The instant of a record's local time, if the record can be a punch: not before the
+/// binding's records start (a clock reset), not in a daylight-saving gap, not more
+/// than a day ahead (a clock error).
+fn accepted(
     binding: &Binding,
     tz: Tz,
-    line: &str,
+    local: NaiveDateTime,
     now: DateTime<Utc>,
-) -> Result<Punch, (RejectionReason, String)> {
-    let record = attlog::parse_line(line).map_err(|r| (r.reason, r.detail))?;
-    if record.local_time.date() < binding.records_from {
+) -> Result<DateTime<Utc>, (RejectionReason, String)> {
+    if local.date() < binding.records_from {
         return Err((
             RejectionReason::BeforeBinding,
             format!(
-                "dated {} but the device's records start {} (clock reset?)",
-                record.local_time, binding.records_from
+                "dated {local} but the device's records start {} (clock reset?)",
+                binding.records_from
             ),
         ));
     }
-    let instant = instant_of(record.local_time, tz).ok_or_else(|| {
+    let instant = instant_of(local, tz).ok_or_else(|| {
         (
             RejectionReason::NonexistentLocalTime,
-            format!("{} does not exist in {}", record.local_time, binding.zone),
+            format!("{local} does not exist in {}", binding.zone),
         )
     })?;
     if instant > now + FUTURE_TOLERANCE {
         return Err((
             RejectionReason::InTheFuture,
-            format!(
-                "dated {} , more than a day after now (clock error?)",
-                record.local_time
-            ),
+            format!("dated {local}, more than a day after now (clock error?)"),
         ));
     }
-    let badge = BadgeNumber::from(record.badge);
-    Ok(Punch {
-        verify_mode: record.verify_code.map(VerifyMode::from_code),
-        punch_state: record.punch_state,
-        work_code: record.work_code.map(str::to_owned),
-        device_seq: record.device_seq,
-        raw_line: Some(line.to_owned()),
-        ..Punch::from_device(
-            binding.sn.clone(),
-            badge,
-            record.local_time,
-            binding.zone.clone(),
-            instant,
-        )
-    })
+    Ok(instant)
 }
 
 /// A local time in `tz`. In a daylight-saving fold (the hour that happens twice) the
@@ -176,6 +256,7 @@ mod tests {
             sn: DeviceSn::from("CQZ1"),
             zone: ZoneName::parse("Asia/Shanghai").unwrap(),
             records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+            claim_sequence: 1,
         }
     }
 
@@ -251,5 +332,39 @@ mod tests {
             upload.punches[0].instant.to_rfc3339(),
             "2021-11-07T05:30:00+00:00"
         );
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+
+    #[test]
+    fn verified_people_are_punches_the_rest_is_answered_for() {
+        let binding = Binding {
+            tenant: TenantId::parse("acme").unwrap(),
+            sn: DeviceSn::from("ACC1"),
+            zone: ZoneName::parse("Asia/Shanghai").unwrap(),
+            records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+            claim_sequence: 1,
+        };
+        let now: DateTime<Utc> = "2026-02-24T00:00:00Z".parse().unwrap();
+        let body = "time=2026-02-23 14:13:48\tpin=2\tcardno=0\teventaddr=1\tevent=3\tinoutstatus=0\tverifytype=15\tindex=140\r\n\
+                    time=2026-02-23 14:13:50\tpin=0\tcardno=0\teventaddr=1\tevent=206\tinoutstatus=2\tverifytype=200\tindex=141\r\n\
+                    time=2026-02-23 14:13:52\tpin=9\tevent=27\tverifytype=15\tindex=142\r\n\
+                    time=2026-02-23 14:1";
+        let upload = read_access(&binding, body, now);
+        assert_eq!(upload.lines(), 4, "every line answered for");
+        assert_eq!(upload.punches.len(), 1);
+        let punch = &upload.punches[0];
+        assert_eq!(punch.badge_number.as_ref().unwrap().as_str(), "2");
+        assert_eq!(punch.verify_mode, Some(VerifyMode::Face));
+        assert_eq!(punch.device_seq, Some(140));
+        assert_eq!(punch.instant.to_rfc3339(), "2026-02-23T06:13:48+00:00");
+        // The same record from an attendance upload is the same punch.
+        let attlog = read_attlog(&binding, "2\t2026-02-23 14:13:48\t0\t15\t0\t0\n", now);
+        assert_eq!(attlog.punches[0].punch_id, punch.punch_id);
+        assert_eq!(upload.ignored.len(), 2);
+        assert_eq!(upload.rejected[0].reason, RejectionReason::TooFewFields);
     }
 }

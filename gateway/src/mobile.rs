@@ -200,6 +200,7 @@ pub fn decide(
     };
     let evidence = serde_json::json!([req.location, bssid, req.qr_token, req.photo_ref]);
     let punch = Punch {
+        job_code: None,
         punch_id: PunchId::for_mobile(&person, instant, &evidence.to_string()),
         source: PunchSource::Mobile,
         person_id: Some(person.clone()),

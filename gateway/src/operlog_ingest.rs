@@ -20,7 +20,7 @@ use schemas::ids::{BadgeNumber, EventId};
 use schemas::{Actor, Envelope, Event};
 
 use crate::ingest::Binding;
-use crate::protocol::operlog::{self, BioKind, OperRecord};
+use crate::protocol::operlog::{self, BioKind, OperRecord, Untagged};
 
 /// The outcome of one `OPERLOG`/`BIODATA` upload, before it is stored.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,13 +61,24 @@ fn enrolled(binding: &Binding, pin: &str, biometric: Biometric) -> Event {
 
 /// Reads every line of a decoded `OPERLOG` or `BIODATA` body.
 pub fn read_operlog(binding: &Binding, body: &str) -> OperUpload {
+    read_records(binding, body, None)
+}
+
+/// Reads every line of a decoded body of user, biometric or operation records
+/// (`OPERLOG`, `BIODATA`, `USERINFO`, `FINGERTMP`, Security PUSH's `user`/`biodata`
+/// table data); lines without a tag are read as `untagged`.
+pub fn read_records(binding: &Binding, body: &str, untagged: Option<Untagged>) -> OperUpload {
     let mut upload = OperUpload::default();
     for line in operlog::lines(body) {
-        let mut ignore = |what| upload.ignored.push((line.to_owned(), what));
-        let event: Event = match operlog::parse_line(line) {
+        let mut ignore = |what| {
+            upload
+                .ignored
+                .push((crate::protocol::kept_line(line), what))
+        };
+        let event: Event = match operlog::parse_line_as(line, untagged) {
             Err(rejected) => DeviceRecordRejected {
                 sn: binding.sn.clone(),
-                raw: line.to_owned(),
+                raw: crate::protocol::kept_line(line),
                 reason: rejected.reason,
                 detail: Some(rejected.detail),
             }
@@ -93,8 +104,9 @@ pub fn read_operlog(binding: &Binding, body: &str) -> OperUpload {
                 continue;
             }
             Ok(OperRecord::BioData(b)) if b.valid => match b.kind {
+                // `No` is the finger; `Index` which of its templates.
                 BioKind::Fingerprint => {
-                    enrolled(binding, b.pin, Biometric::Fingerprint { finger: b.index })
+                    enrolled(binding, b.pin, Biometric::Fingerprint { finger: b.no })
                 }
                 BioKind::Face | BioKind::VisibleLightFace => {
                     enrolled(binding, b.pin, Biometric::Face)
@@ -134,7 +146,9 @@ pub fn read_operlog(binding: &Binding, body: &str) -> OperUpload {
                 continue;
             }
         };
-        upload.events.push((line.to_owned(), event));
+        upload
+            .events
+            .push((crate::protocol::kept_line(line), event));
     }
     upload
 }
@@ -172,6 +186,7 @@ mod tests {
             sn: DeviceSn::from("CQZ1"),
             zone: ZoneName::parse("Asia/Shanghai").unwrap(),
             records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+            claim_sequence: 1,
         }
     }
 
@@ -229,6 +244,42 @@ mod tests {
         assert_eq!(
             events[0].event_id, again[0].event_id,
             "a re-send is the same event"
+        );
+    }
+}
+
+#[cfg(test)]
+mod finger_tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use schemas::ids::{DeviceSn, TenantId, ZoneName};
+
+    #[test]
+    fn biodata_finger_numbers_come_from_no_not_index() {
+        // Regression: fingers 5 and 6 came out as 0 and 1 (their template index).
+        let binding = Binding {
+            tenant: TenantId::parse("acme").unwrap(),
+            sn: DeviceSn::from("BIO1"),
+            zone: ZoneName::parse("Asia/Shanghai").unwrap(),
+            records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+            claim_sequence: 1,
+        };
+        let body = "BIODATA Pin=3\tNo=5\tIndex=0\tValid=1\tDuress=0\tType=1\tMajorVer=12\tMinorVer=0\tFormat=0\tTmp=QUJD\n\
+                    BIODATA Pin=3\tNo=6\tIndex=1\tValid=1\tDuress=0\tType=1\tMajorVer=12\tMinorVer=0\tFormat=0\tTmp=QUJD\n";
+        let fingers: Vec<_> = read_operlog(&binding, body)
+            .events
+            .iter()
+            .map(|(_, e)| match e {
+                Event::BiometricEnrolled(b) => b.biometric.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            fingers,
+            [
+                Biometric::Fingerprint { finger: 5 },
+                Biometric::Fingerprint { finger: 6 }
+            ]
         );
     }
 }

@@ -84,6 +84,24 @@ impl Ledger {
         &self.js
     }
 
+    /// Whether the connection to NATS is up now (no round trip): `Err` says its state.
+    pub fn connected(&self) -> Result<(), String> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(format!("NATS connection is {state}")),
+        }
+    }
+
+    /// Whether JetStream answers (one round trip, at most `within`).
+    pub async fn check(&self, within: std::time::Duration) -> Result<(), String> {
+        self.connected()?;
+        match tokio::time::timeout(within, self.js.query_account()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("JetStream does not answer: {e}")),
+            Err(_) => Err(format!("JetStream did not answer within {within:?}")),
+        }
+    }
+
     /// Info of every partition stream, for status displays.
     pub async fn streams(&self) -> Result<Vec<jetstream::stream::Info>, LedgerError> {
         let mut infos = Vec::new();

@@ -97,6 +97,10 @@ impl RawRecords {
             | Event::DeviceReleased(_)
             | Event::DeviceUserReported(_)
             | Event::DeviceOperationLogged(_)
+            | Event::DeviceCommandSuperseded(_)
+            | Event::DeviceRegistered(_)
+            | Event::DeviceStampRecorded(_)
+            | Event::DeviceUploadUnrecognised(_)
             // A refused phone punch is not a punch; it stays in the ledger for audit.
             | Event::MobilePunchRefused(_)
             | Event::RuleVersionDefined(_)

@@ -28,6 +28,14 @@ pub fn local(u: &mut Unstructured<'_>) -> Result<NaiveDateTime> {
         .naive_utc())
 }
 
+pub fn opt_local(u: &mut Unstructured<'_>) -> Result<Option<NaiveDateTime>> {
+    Ok(if u.arbitrary()? {
+        Some(local(u)?)
+    } else {
+        None
+    })
+}
+
 pub fn date(u: &mut Unstructured<'_>) -> Result<NaiveDate> {
     Ok(local(u)?.date())
 }

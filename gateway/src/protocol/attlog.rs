@@ -5,8 +5,12 @@
 //! PIN \t YYYY-MM-DD HH:MM:SS \t state \t verify \t workcode \t reserved ... [\t seq]
 //! ```
 //!
-//! Firmwares send 5, 6, 7, 10 or 11 fields; the 11th of an MB10-VL is its own record
-//! sequence number. PINs may be left-padded with spaces. Parsing is pure and keeps the
+//! Firmwares send 5 to 16 fields. The 11th field means different things: on an
+//! 11-field MB10-VL line it is the device's own record sequence number, on 12-field
+//! PUSH 2.4 lines a UTC offset, on 16-field TFT lines a job code. PINs may be
+//! left-padded with spaces. Legacy firmware separates fields with spaces instead of
+//! TABs (the date and time are then two fields). Times are `YYYY-MM-DD HH:MM:SS`, or
+//! the other layouts [`super::time::parse_local`] reads. Parsing is pure and keeps the
 //! raw line, so a rejected line is stored with exactly what the device said.
 
 use chrono::NaiveDateTime;
@@ -19,8 +23,13 @@ pub const MIN_FIELDS: usize = 5;
 /// Longer than any firmware's PIN field.
 pub const MAX_BADGE_DIGITS: usize = 24;
 
-/// The field index (0-based) of the record sequence number on 11-field firmwares.
-const SEQ_FIELD: usize = 10;
+/// The field index (0-based) of the record sequence number on 11-field firmwares, and
+/// of the job code on 16-field TFT lines.
+const ELEVENTH: usize = 10;
+
+/// Longer than any ATTLOG record firmware writes (they are under 200 bytes): such a
+/// line is rejected alone, cut short, and never makes its batch too large to store.
+pub const MAX_LINE_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttlogRecord<'a> {
@@ -31,6 +40,7 @@ pub struct AttlogRecord<'a> {
     pub punch_state: Option<u16>,
     pub verify_code: Option<u16>,
     pub work_code: Option<&'a str>,
+    pub job_code: Option<&'a str>,
     pub device_seq: Option<u64>,
     pub field_count: usize,
 }
@@ -52,7 +62,13 @@ impl LineRejected {
 
 /// Parses one line (without its line ending).
 pub fn parse_line(line: &str) -> Result<AttlogRecord<'_>, LineRejected> {
-    let fields: Vec<&str> = line.split('\t').collect();
+    if line.len() > MAX_LINE_BYTES {
+        return Err(LineRejected::new(
+            RejectionReason::LineTooLong,
+            format!("{} bytes, at most {MAX_LINE_BYTES} expected", line.len()),
+        ));
+    }
+    let fields = split_fields(line);
     if fields.len() < MIN_FIELDS {
         return Err(LineRejected::new(
             RejectionReason::TooFewFields,
@@ -72,26 +88,55 @@ pub fn parse_line(line: &str) -> Result<AttlogRecord<'_>, LineRejected> {
         ));
     }
     let time = fields[1].trim();
-    let local_time = NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S").map_err(|e| {
-        LineRejected::new(RejectionReason::UnparsableTime, format!("{time:?}: {e}"))
+    let local_time = super::time::parse_local(time).ok_or_else(|| {
+        LineRejected::new(
+            RejectionReason::UnparsableTime,
+            format!("{time:?} is not a date and time"),
+        )
     })?;
     let number = |i: usize| fields.get(i).and_then(|f| f.trim().parse::<u16>().ok());
-    let work_code = fields
-        .get(4)
-        .map(|f| f.trim())
-        .filter(|f| !f.is_empty() && *f != "0");
-    let device_seq = fields
-        .get(SEQ_FIELD)
-        .and_then(|f| f.trim().parse::<u64>().ok());
+    let code = |i: usize| {
+        fields
+            .get(i)
+            .map(|f| f.trim())
+            .filter(|f| !f.is_empty() && *f != "0")
+    };
+    let device_seq = match fields.len() {
+        11 => fields[ELEVENTH].trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    let job_code = match fields.len() {
+        16 => code(ELEVENTH),
+        _ => None,
+    };
     Ok(AttlogRecord {
         badge,
         local_time,
         punch_state: number(2),
         verify_code: number(3),
-        work_code,
+        work_code: code(4),
+        job_code,
         device_seq,
         field_count: fields.len(),
     })
+}
+
+/// TAB-separated fields; a line without a TAB is legacy space-separated, where the
+/// date and the time are two fields joined again here.
+fn split_fields(line: &str) -> Vec<&str> {
+    if line.contains('\t') {
+        return line.split('\t').collect();
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.len() < 3 || !words[2].contains(':') {
+        return words;
+    }
+    // `PIN DATE TIME ...`: rejoin DATE and TIME by their place in the line.
+    let start = words[1].as_ptr() as usize - line.as_ptr() as usize;
+    let end = words[2].as_ptr() as usize - line.as_ptr() as usize + words[2].len();
+    let mut fields = vec![words[0], &line[start..end]];
+    fields.extend_from_slice(&words[3..]);
+    fields
 }
 
 /// Splits a body into lines: LF or CRLF, with or without a final newline; blank lines
@@ -124,6 +169,50 @@ mod tests {
             assert_eq!(record.punch_state, Some(0));
             assert_eq!(record.device_seq, (n == 11).then_some(12345));
         }
+    }
+
+    #[test]
+    fn sixteen_field_tft_lines_carry_a_job_code_not_a_sequence() {
+        // Regression: the 11th field of every line of 11 or more fields was taken as a
+        // sequence number.
+        let line = "7\t2026-01-05 08:00:00\t0\t1\t3\t0\t0\t0\t0\t0\t4711\t0\t0\t0\t0\t0";
+        let record = parse_line(line).unwrap();
+        assert_eq!(record.field_count, 16);
+        assert_eq!(record.job_code, Some("4711"));
+        assert_eq!(record.work_code, Some("3"));
+        assert_eq!(record.device_seq, None);
+        // PUSH 2.4's 12 fields: the 11th is a UTC offset, neither.
+        let line = "7\t2026-01-05 08:00:00\t0\t1\t0\t0\t0\t0\t36.5\t0\t28800\t-1";
+        let record = parse_line(line).unwrap();
+        assert_eq!((record.device_seq, record.job_code), (None, None));
+    }
+
+    #[test]
+    fn legacy_space_separated_lines_and_other_time_layouts() {
+        let record = parse_line("  1001 2026-01-05 08:00:07 0 1 0 0").unwrap();
+        assert_eq!(record.badge, "1001");
+        assert_eq!(record.local_time.to_string(), "2026-01-05 08:00:07");
+        assert_eq!((record.punch_state, record.verify_code), (Some(0), Some(1)));
+        for time in ["2026/01/05 08:00:07", "2026-01-05T08:00:07"] {
+            let line = format!("1001\t{time}\t0\t1\t0\t0");
+            assert_eq!(
+                parse_line(&line).unwrap().local_time.to_string(),
+                "2026-01-05 08:00:07"
+            );
+        }
+        assert_eq!(
+            parse_line("1001 2026-01-05").unwrap_err().reason,
+            RejectionReason::TooFewFields
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_any_record_is_rejected_alone() {
+        let line = format!("1\t2026-01-05 08:00:00\t0\t1\t0\t{}", "9".repeat(2 << 20));
+        assert_eq!(
+            parse_line(&line).unwrap_err().reason,
+            RejectionReason::LineTooLong
+        );
     }
 
     #[test]

@@ -207,17 +207,55 @@ pub fn decode_body(bytes: &[u8]) -> Cow<'_, str> {
 
 /// Parses one line (without its line ending).
 pub fn parse_line(line: &str) -> Result<OperRecord<'_>, LineRejected> {
+    parse_line_as(line, None)
+}
+
+/// The tag a line of a one-kind table has when it names none: `table=USERINFO` lines
+/// may be `PIN=..\tName=..` (replies to `DATA QUERY USERINFO`), `table=FINGERTMP`
+/// lines `PIN=..\tFID=..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untagged {
+    User,
+    Fingerprint,
+}
+
+/// Parses one line; a line that starts with a `Key=` field instead of a tag is read as
+/// `untagged`, if given. Tags are read in any case: Security-PUSH firmware writes
+/// `user`, `biodata`, `templatev10` where attendance firmware writes `USER`, `BIODATA`,
+/// `FP`, and names some fields differently (`privilege`, `cardno`, `fingerid`).
+pub fn parse_line_as(
+    line: &str,
+    untagged: Option<Untagged>,
+) -> Result<OperRecord<'_>, LineRejected> {
     let line = line.trim_start();
     let (tag, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
-    let record = match tag {
-        "USER" => OperRecord::User(user(&Fields::of(rest))?),
-        "FP" => OperRecord::Fingerprint(template(&Fields::of(rest))?),
-        "FACE" => OperRecord::Face(template(&Fields::of(rest))?),
-        "FVEIN" => OperRecord::BioData(finger_vein(&Fields::of(rest))?),
-        "BIODATA" => OperRecord::BioData(bio_data(&Fields::of(rest))?),
-        "USERPIC" | "BIOPHOTO" => OperRecord::Photo(photo(tag, &Fields::of(rest))?),
-        "OPLOG" => OperRecord::Operation(operation(rest)?),
-        _ => OperRecord::Other { tag },
+    let (tag, rest) = match untagged {
+        Some(kind) if tag.contains('=') => (
+            match kind {
+                Untagged::User => "USER",
+                Untagged::Fingerprint => "FP",
+            },
+            line,
+        ),
+        _ => (tag, rest),
+    };
+    let is = |name: &str| tag.eq_ignore_ascii_case(name);
+    let record = if is("USER") {
+        OperRecord::User(user(&Fields::of(rest))?)
+    } else if is("FP") || is("templatev10") {
+        OperRecord::Fingerprint(template(&Fields::of(rest), true)?)
+    } else if is("FACE") || is("facev7") {
+        OperRecord::Face(template(&Fields::of(rest), false)?)
+    } else if is("FVEIN") {
+        OperRecord::BioData(finger_vein(&Fields::of(rest))?)
+    } else if is("BIODATA") {
+        OperRecord::BioData(bio_data(&Fields::of(rest))?)
+    } else if is("USERPIC") || is("BIOPHOTO") {
+        OperRecord::Photo(photo(is("USERPIC"), &Fields::of(rest))?)
+    } else if is("OPLOG") {
+        OperRecord::Operation(operation(rest)?)
+    } else {
+        OperRecord::Other { tag }
     };
     Ok(record)
 }
@@ -247,6 +285,11 @@ impl<'a> Fields<'a> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| *v)
+    }
+
+    /// The first of `keys` present: one field under the names firmwares give it.
+    fn any(&self, keys: &[&str]) -> Option<&'a str> {
+        keys.iter().find_map(|k| self.get(k))
     }
 
     /// Fields every firmware sends: a line without them was cut short.
@@ -309,14 +352,18 @@ impl<'a> Fields<'a> {
 }
 
 fn user<'a>(fields: &Fields<'a>) -> Result<UserRecord<'a>, LineRejected> {
-    fields.require(&["PIN", "Name", "Pri"])?;
+    // Older firmware sends no `Pri` (and some no `Name`): a user, unnamed.
+    fields.require(&["PIN"])?;
     let pin = fields.pin()?;
-    let pri = fields.get("Pri").unwrap_or_default().trim();
-    let privilege = pri
-        .parse()
-        .map_err(|_| rejected(RejectionReason::Other, format!("Pri={pri:?}")))?;
+    let pri = fields.any(&["Pri", "Privilege"]).unwrap_or_default().trim();
+    let privilege = if pri.is_empty() {
+        0
+    } else {
+        pri.parse()
+            .map_err(|_| rejected(RejectionReason::Other, format!("Pri={pri:?}")))?
+    };
     let card = fields
-        .get("Card")
+        .any(&["Card", "CardNo"])
         .map(str::trim)
         .filter(|c| !c.trim_matches(['[', ']', '0']).is_empty());
     Ok(UserRecord {
@@ -327,20 +374,44 @@ fn user<'a>(fields: &Fields<'a>) -> Result<UserRecord<'a>, LineRejected> {
             .trim_matches(|c: char| c.is_whitespace() || c == '\0'),
         privilege,
         card,
-        has_password: fields.get("Passwd").is_some_and(|p| !p.trim().is_empty()),
+        has_password: fields
+            .any(&["Passwd", "Password"])
+            .is_some_and(|p| !p.trim().is_empty()),
     })
 }
 
-fn template<'a>(fields: &Fields<'a>) -> Result<TemplateRecord<'a>, LineRejected> {
-    fields.require(&["PIN", "FID", "TMP"])?;
+/// An `FP` (`finger`: its finger number `FID` is required) or `FACE` line (`FID` is
+/// the face template's number; firmware that keeps one face sends none: 0).
+fn template<'a>(fields: &Fields<'a>, finger: bool) -> Result<TemplateRecord<'a>, LineRejected> {
+    if finger {
+        fields.require(&["PIN"])?;
+        if fields.any(&["FID", "FingerID"]).is_none() {
+            return Err(rejected(RejectionReason::TooFewFields, "no FID field"));
+        }
+    } else {
+        fields.require(&["PIN"])?;
+    }
+    if fields.any(&["TMP", "Template"]).is_none() {
+        return Err(rejected(RejectionReason::TooFewFields, "no TMP field"));
+    }
     let pin = fields.pin()?;
     let valid = fields.number("Valid", 1)?;
+    let index = match fields.any(&["FID", "FingerID"]) {
+        Some(_) if fields.get("FID").is_some() => fields.number("FID", 0)?,
+        Some(_) => fields.number("FingerID", 0)?,
+        None => 0,
+    };
+    let payload = if fields.get("TMP").is_some() {
+        "TMP"
+    } else {
+        "Template"
+    };
     Ok(TemplateRecord {
         pin,
-        index: fields.number("FID", 0)?,
+        index,
         valid: valid & 1 == 1,
         duress: valid & 2 == 2,
-        size: fields.payload("TMP")?,
+        size: fields.payload(payload)?,
     })
 }
 
@@ -386,8 +457,8 @@ fn bio_data<'a>(fields: &Fields<'a>) -> Result<BioRecord<'a>, LineRejected> {
     })
 }
 
-fn photo<'a>(tag: &str, fields: &Fields<'a>) -> Result<PhotoRecord<'a>, LineRejected> {
-    let kind = if tag == "USERPIC" {
+fn photo<'a>(user_picture: bool, fields: &Fields<'a>) -> Result<PhotoRecord<'a>, LineRejected> {
+    let kind = if user_picture {
         fields.require(&["PIN", "Content"])?;
         PhotoKind::User
     } else {
@@ -430,8 +501,12 @@ fn operation(rest: &str) -> Result<OperationRecord<'_>, LineRejected> {
     let code = code
         .parse()
         .map_err(|_| rejected(RejectionReason::Other, format!("operation code {code:?}")))?;
-    let local_time = NaiveDateTime::parse_from_str(&time, "%Y-%m-%d %H:%M:%S")
-        .map_err(|e| rejected(RejectionReason::UnparsableTime, format!("{time:?}: {e}")))?;
+    let local_time = super::time::parse_local(&time).ok_or_else(|| {
+        rejected(
+            RejectionReason::UnparsableTime,
+            format!("{time:?} is not a date and time"),
+        )
+    })?;
     Ok(OperationRecord {
         code,
         admin: fields[1],
@@ -504,6 +579,65 @@ mod tests {
             panic!("not a face")
         };
         assert_eq!((face.pin, face.valid, face.size), ("2", false, 3));
+    }
+
+    #[test]
+    fn variants_older_and_access_firmware_send() {
+        // Regression: a USER line without Pri, and a FACE line without FID, were
+        // rejected as cut short.
+        let OperRecord::User(user) = parse("USER PIN=9\tName=Old Firmware\tPasswd=\tCard=0") else {
+            panic!("not a user")
+        };
+        assert_eq!(
+            (user.pin, user.name, user.privilege),
+            ("9", "Old Firmware", 0)
+        );
+        let OperRecord::Face(face) = parse("FACE PIN=9\tValid=1\tSize=3\tTMP=abc") else {
+            panic!("not a face")
+        };
+        assert_eq!((face.index, face.valid), (0, true));
+        assert_eq!(
+            reason("FP PIN=9\tValid=1\tTMP=abc"),
+            RejectionReason::TooFewFields,
+            "a finger needs its FID"
+        );
+        // Security PUSH names.
+        let OperRecord::User(user) = parse(
+            "user uid=5\tcardno=123\tpin=4\tpassword=1\tgroup=1\tstarttime=0\tendtime=0\tname=Ana\tprivilege=14\tdisable=0\tverify=0",
+        ) else {
+            panic!("not a user")
+        };
+        assert_eq!(
+            (
+                user.pin,
+                user.name,
+                user.privilege,
+                user.card,
+                user.has_password
+            ),
+            ("4", "Ana", 14, Some("123"), true)
+        );
+        let OperRecord::Fingerprint(finger) = parse(
+            "templatev10 size=4\tuid=4\tpin=4\tfingerid=7\tvalid=1\ttemplate=abcd\tresverd=\tendtag=",
+        ) else {
+            panic!("not a fingerprint")
+        };
+        assert_eq!((finger.pin, finger.index, finger.size), ("4", 7, 4));
+        // USERINFO and FINGERTMP tables may send their lines without a tag.
+        let OperRecord::User(user) =
+            parse_line_as("PIN=12\tName=Untagged\tPri=0", Some(Untagged::User)).unwrap()
+        else {
+            panic!("not a user")
+        };
+        assert_eq!(user.pin, "12");
+        let OperRecord::Fingerprint(finger) = parse_line_as(
+            "PIN=12\tFID=5\tSize=4\tValid=1\tTMP=abcd",
+            Some(Untagged::Fingerprint),
+        )
+        .unwrap() else {
+            panic!("not a fingerprint")
+        };
+        assert_eq!(finger.index, 5);
     }
 
     #[test]
@@ -650,7 +784,6 @@ mod tests {
     fn malformed_lines_are_rejected_with_a_reason() {
         use RejectionReason::*;
         let cases = [
-            ("USER PIN=1\tName=Zh", TooFewFields),
             ("USER Name=A\tPri=0", TooFewFields),
             ("USER", TooFewFields),
             ("USER PIN=\tName=A\tPri=0", UnparsableBadgeNumber),

@@ -15,6 +15,12 @@
 //! IPAddress=192.168.1.201
 //! ```
 
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+
+use super::options::option;
+
 /// A device's report about itself; `None` where this report does not say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
@@ -25,6 +31,17 @@ pub struct Status {
     pub face_count: Option<u32>,
     pub record_count: Option<u32>,
     pub ip: Option<String>,
+    pub device_type: Option<String>,
+    pub device_name: Option<String>,
+    pub mac: Option<String>,
+    /// The device's clock, as it said it (local time).
+    pub device_time: Option<NaiveDateTime>,
+    /// Device clock minus server clock in the binding's zone, seconds.
+    pub clock_drift_seconds: Option<i64>,
+    /// What the gateway last told the device its UTC offset is, in minutes.
+    pub utc_offset_told_minutes: Option<i32>,
+    /// Everything the device said in `key=value` form.
+    pub options: BTreeMap<String, String>,
 }
 
 fn text(v: &str) -> Option<String> {
@@ -49,6 +66,30 @@ impl Status {
             record_count: count(at(3)),
             ip: text(at(4)),
             face_count: count(at(8)),
+            ..Self::default()
+        }
+    }
+
+    /// A `key=value` list the device sent about itself (registration, `table=options`,
+    /// a `GET OPTIONS` reply): the fields it names, and the whole list.
+    pub fn from_options(options: BTreeMap<String, String>) -> Self {
+        let get = |keys: &[&str]| option(&options, keys).map(str::to_owned);
+        let number = |keys: &[&str]| option(&options, keys).and_then(count);
+        Self {
+            firmware: get(&["FWVersion", "FirmVer"]),
+            push_version: get(&["PushVersion"]),
+            user_count: number(&["UserCount"]),
+            fingerprint_count: number(&["FPCount", "FingerCount"]),
+            face_count: number(&["FaceCount"]),
+            record_count: number(&["TransactionCount", "AttLogCount"]),
+            ip: get(&["IPAddress"]),
+            device_type: get(&["DeviceType"]),
+            device_name: get(&["DeviceName"]),
+            mac: get(&["MAC", "MACAddress"]),
+            device_time: option(&options, &["DeviceTime", "DateTime"])
+                .and_then(super::time::parse_local),
+            options,
+            ..Self::default()
         }
     }
 
@@ -68,10 +109,54 @@ impl Status {
                 "FaceCount" => s.face_count = count(value),
                 "TransactionCount" | "AttLogCount" => s.record_count = count(value),
                 "IPAddress" => s.ip = text(value),
+                "DeviceName" => s.device_name = text(value),
+                "MAC" => s.mac = text(value),
+                "DeviceTime" | "DateTime" => s.device_time = super::time::parse_local(value),
                 _ => {}
             }
         }
         (s != Self::default()).then_some(s)
+    }
+
+    /// The event recording this status.
+    pub fn event(&self, sn: &schemas::ids::DeviceSn) -> schemas::events::DeviceStatusReported {
+        schemas::events::DeviceStatusReported {
+            sn: sn.clone(),
+            firmware: self.firmware.clone(),
+            user_count: self.user_count,
+            fingerprint_count: self.fingerprint_count,
+            face_count: self.face_count,
+            record_count: self.record_count,
+            ip: self.ip.clone(),
+            push_version: self.push_version.clone(),
+            device_type: self.device_type.clone(),
+            device_name: self.device_name.clone(),
+            mac: self.mac.clone(),
+            device_time: self.device_time,
+            clock_drift_seconds: self.clock_drift_seconds,
+            utc_offset_told_minutes: self.utc_offset_told_minutes,
+            options: self.options.clone(),
+        }
+    }
+
+    /// The status an event recorded.
+    pub fn from_event(e: &schemas::events::DeviceStatusReported) -> Self {
+        Self {
+            firmware: e.firmware.clone(),
+            push_version: e.push_version.clone(),
+            user_count: e.user_count,
+            fingerprint_count: e.fingerprint_count,
+            face_count: e.face_count,
+            record_count: e.record_count,
+            ip: e.ip.clone(),
+            device_type: e.device_type.clone(),
+            device_name: e.device_name.clone(),
+            mac: e.mac.clone(),
+            device_time: e.device_time,
+            clock_drift_seconds: e.clock_drift_seconds,
+            utc_offset_told_minutes: e.utc_offset_told_minutes,
+            options: e.options.clone(),
+        }
     }
 
     /// `self` updated with what `newer` says.
@@ -79,6 +164,8 @@ impl Status {
         fn pick<T: Clone>(old: &Option<T>, new: &Option<T>) -> Option<T> {
             new.clone().or_else(|| old.clone())
         }
+        let mut options = self.options.clone();
+        options.extend(newer.options.clone());
         Self {
             firmware: pick(&self.firmware, &newer.firmware),
             push_version: pick(&self.push_version, &newer.push_version),
@@ -87,6 +174,31 @@ impl Status {
             face_count: pick(&self.face_count, &newer.face_count),
             record_count: pick(&self.record_count, &newer.record_count),
             ip: pick(&self.ip, &newer.ip),
+            device_type: pick(&self.device_type, &newer.device_type),
+            device_name: pick(&self.device_name, &newer.device_name),
+            mac: pick(&self.mac, &newer.mac),
+            device_time: pick(&self.device_time, &newer.device_time),
+            clock_drift_seconds: pick(&self.clock_drift_seconds, &newer.clock_drift_seconds),
+            utc_offset_told_minutes: pick(
+                &self.utc_offset_told_minutes,
+                &newer.utc_offset_told_minutes,
+            ),
+            options,
+        }
+    }
+
+    /// What is worth recording: the device clock itself changes every second, so two
+    /// reports that differ only in it (and a drift within a minute) are the same.
+    pub fn same_as(&self, other: &Self) -> bool {
+        let drift_minutes = |s: &Self| s.clock_drift_seconds.map(|d| d.div_euclid(60));
+        Self {
+            device_time: None,
+            clock_drift_seconds: drift_minutes(self),
+            ..self.clone()
+        } == Self {
+            device_time: None,
+            clock_drift_seconds: drift_minutes(other),
+            ..other.clone()
         }
     }
 }

@@ -32,6 +32,7 @@ fn binding() -> Binding {
         sn: DeviceSn::from("FUZZ"),
         zone: ZoneName::parse("America/New_York").unwrap(),
         records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+        claim_sequence: 1,
     }
 }
 

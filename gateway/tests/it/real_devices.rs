@@ -25,6 +25,7 @@ fn outcome(file: &str) -> Outcome {
         zone: ZoneName::parse("Asia/Manila").unwrap(),
         // The machines were in use years before this server saw them.
         records_from: NaiveDate::from_ymd_opt(2019, 1, 1).unwrap(),
+        claim_sequence: 1,
     };
     let now: DateTime<Utc> = "2026-11-21T00:00:00Z".parse().unwrap();
     let upload = read_attlog(&binding, &body, now);

@@ -64,6 +64,7 @@ pub fn punch(tenant: &TenantId, sn: &str, i: u32) -> Envelope {
             verify_mode: Some(VerifyMode::Face),
             punch_state: Some(0),
             work_code: None,
+            job_code: None,
             device_seq: Some(u64::from(i)),
             location: None,
             wifi_bssid: None,

@@ -1,5 +1,7 @@
 //! Attendance machines: binding, scope, roster, biometrics, commands and sightings.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use crate::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId, ZoneName};
@@ -162,6 +164,48 @@ domain_types! {
         pub command_id: u64,
     }
 
+    /// A queued command was not delivered because a later one makes it moot before the
+    /// device polled: a roster change of a badge number overtaken by another change of
+    /// the same number (added, removed and added again is one `DATA UPDATE`).
+    pub struct DeviceCommandSuperseded {
+        pub sn: DeviceSn,
+        pub command_id: u64,
+        /// The command that stands instead.
+        pub by: u64,
+    }
+
+    /// A Security-PUSH device (access firmware, `DeviceType=acc`) registered
+    /// (`POST /iclock/registry`) and was given its `RegistryCode`. Kept with the
+    /// binding: a code belongs to the claim it was issued under (`claim_sequence`), so
+    /// a device bound again is registered anew. The device folds the code into the
+    /// token it sends on every later request.
+    pub struct DeviceRegistered {
+        pub sn: DeviceSn,
+        /// `acc` (access control) or `att` (attendance), as the device said.
+        pub device_type: String,
+        pub registry_code: String,
+        /// The stream sequence of the SN's claim (`DeviceClaimed`) this registration
+        /// belongs to.
+        pub claim_sequence: u64,
+        /// What the device said of itself when it registered (`~DeviceName`, `FirmVer`,
+        /// `PushVersion`, ...), keys as sent.
+        #[serde(default)]
+        pub options: BTreeMap<String, String>,
+    }
+
+    /// A device's upload cursor for one table (`Stamp=` of its last stored upload),
+    /// echoed in the handshake (`ATTLOGStamp=..`) so a reconnecting device sends what
+    /// is new, not its whole history. Recorded only after the upload it ends is stored.
+    pub struct DeviceStampRecorded {
+        pub sn: DeviceSn,
+        /// The table the stamp is for, upper-case (`ATTLOG`, `OPERLOG`, `ATTPHOTO`, ...).
+        pub table: String,
+        pub stamp: String,
+        /// The claim sequence of the binding the uploads were stored under: a device
+        /// bound again starts from no stamp.
+        pub claim_sequence: u64,
+    }
+
     /// A device no tenant has bound knocked on the gateway. Recorded under the system
     /// tenant, at most once per SN per hour, so an administrator can find and bind it.
     pub struct UnknownDeviceSeen {
@@ -200,7 +244,9 @@ domain_types! {
         pub values: Vec<String>,
     }
 
-    /// What a device said about itself on handshake or in reply to `INFO`.
+    /// What a device said about itself: on handshake and registration, in its polls'
+    /// `INFO=`, its `table=options` uploads and its replies to `INFO`; and what the
+    /// gateway told it of the time.
     pub struct DeviceStatusReported {
         pub sn: DeviceSn,
         #[serde(default)]
@@ -218,6 +264,43 @@ domain_types! {
         /// The PUSH protocol version of the firmware (`pushver=`).
         #[serde(default)]
         pub push_version: Option<String>,
+        /// `att` (attendance PUSH) or `acc` (Security PUSH), when the device said.
+        #[serde(default)]
+        pub device_type: Option<String>,
+        /// The name the device gives itself (`~DeviceName`), often its model.
+        #[serde(default)]
+        pub device_name: Option<String>,
+        #[serde(default)]
+        pub mac: Option<String>,
+        /// The device's own clock (local time) when it last said it.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arb::opt_local))]
+        #[serde(default)]
+        pub device_time: Option<NaiveDateTime>,
+        /// How far the device's clock is ahead of the server's, read in the binding's
+        /// zone (negative: behind), in seconds.
+        #[serde(default)]
+        pub clock_drift_seconds: Option<i64>,
+        /// The UTC offset the gateway last told the device (`TimeZone=` on handshake,
+        /// `SET OPTION TimeZone=` after a daylight-saving change), in minutes.
+        #[serde(default)]
+        pub utc_offset_told_minutes: Option<i32>,
+        /// Everything else the device reported about itself (`table=options`,
+        /// registration), keys as sent.
+        #[serde(default)]
+        pub options: BTreeMap<String, String>,
+    }
+
+    /// An upload of a table the gateway does not understand, kept as sent so nothing a
+    /// device was told is stored is lost: a later version can read it from here.
+    pub struct DeviceUploadUnrecognised {
+        pub sn: DeviceSn,
+        /// The `table=` of the upload, as sent.
+        pub table: String,
+        /// The request's query string.
+        #[serde(default)]
+        pub query: String,
+        /// The lines of the body, in order (invalid UTF-8 replaced).
+        pub lines: Vec<String>,
     }
 }
 
@@ -275,6 +358,14 @@ domain_types! {
         /// `CHECK`
         Check,
         Reboot,
+        /// `DATA QUERY USERINFO [PIN=..]`: the device sends its users (or one of them)
+        /// back as a `USERINFO` upload.
+        QueryUsers {
+            #[serde(default)]
+            badge_number: Option<BadgeNumber>,
+        },
+        /// `SET OPTION TimeZone=..`: the zone's UTC offset changed (daylight saving).
+        SetTimeZone { utc_offset_minutes: i32 },
     }
 }
 
@@ -296,8 +387,26 @@ keyed_by! {
     DeviceCommandAcknowledged => DeviceCommands(sn),
     DeviceCommandFailed => DeviceCommands(sn),
     DeviceCommandExpired => DeviceCommands(sn),
+    DeviceCommandSuperseded => DeviceCommands(sn),
+    DeviceRegistered => DeviceRegistration(sn),
+    DeviceUploadUnrecognised => Punches(sn),
     UnknownDeviceSeen => Device(sn),
     DeviceStatusReported => DeviceStatus(sn),
     DeviceUserReported => Device(sn),
-    DeviceOperationLogged => DeviceStatus(sn),
+    DeviceOperationLogged => DeviceLog(sn),
+}
+
+impl DeviceStampRecorded {
+    /// One cursor per device and table, so the handshake reads each table's last stamp
+    /// directly.
+    pub fn aggregate(&self) -> crate::events::Aggregate {
+        crate::events::Aggregate::new(
+            crate::events::AggregateKind::DeviceCursor,
+            &Self::cursor_id(&self.sn, &self.table),
+        )
+    }
+
+    pub fn cursor_id(sn: &DeviceSn, table: &str) -> String {
+        format!("{sn}/{table}")
+    }
 }

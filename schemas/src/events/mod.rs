@@ -83,10 +83,17 @@ pub enum AggregateKind {
     Cycle,
     Calendar,
     Reupload,
+    /// A device's upload cursor per table (`DeviceStampRecorded`).
+    DeviceCursor,
+    /// A Security-PUSH device's registration (`DeviceRegistered`).
+    DeviceRegistration,
+    /// A device's own operation log (`DeviceOperationLogged`), apart from its status so
+    /// that a device's last status is its subject's last message.
+    DeviceLog,
 }
 
 impl AggregateKind {
-    pub const ALL: [AggregateKind; 12] = [
+    pub const ALL: [AggregateKind; 15] = [
         Self::Department,
         Self::Person,
         Self::Device,
@@ -99,6 +106,9 @@ impl AggregateKind {
         Self::Cycle,
         Self::Calendar,
         Self::Reupload,
+        Self::DeviceCursor,
+        Self::DeviceRegistration,
+        Self::DeviceLog,
     ];
 
     /// The subject token for this kind.
@@ -116,6 +126,9 @@ impl AggregateKind {
             Self::Cycle => "cycle",
             Self::Calendar => "calendar",
             Self::Reupload => "reupload",
+            Self::DeviceCursor => "devcursor",
+            Self::DeviceRegistration => "devreg",
+            Self::DeviceLog => "devlog",
         }
     }
 
@@ -218,6 +231,10 @@ catalogue! {
     DeviceReleased,
     DeviceUserReported,
     DeviceOperationLogged,
+    DeviceCommandSuperseded,
+    DeviceRegistered,
+    DeviceStampRecorded,
+    DeviceUploadUnrecognised,
     // punches
     PunchRecorded,
     PunchesRecorded,

@@ -31,6 +31,9 @@ domain_types! {
         pub punch_state: Option<u16>,
         #[serde(default)]
         pub work_code: Option<String>,
+        /// The job code of TFT firmware's 16-field lines (their 11th field).
+        #[serde(default)]
+        pub job_code: Option<String>,
         /// The device's own record sequence number, when its firmware sends one.
         #[serde(default)]
         pub device_seq: Option<u64>,
@@ -133,6 +136,9 @@ domain_types! {
         InTheFuture,
         /// The local time does not exist in the zone (a daylight-saving gap).
         NonexistentLocalTime,
+        /// Longer than any record a device writes; kept cut short (the line's length and
+        /// its start are in the rejection's detail).
+        LineTooLong,
         Other,
     }
 }
@@ -173,6 +179,7 @@ impl Punch {
             verify_mode: None,
             punch_state: None,
             work_code: None,
+            job_code: None,
             device_seq: None,
             location: None,
             wifi_bssid: None,
