@@ -22,7 +22,9 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PersonCommand {
+    /// Hire a person into a department, with the badge number devices know them by.
     Hire(HireArgs),
+    /// Change a person's name, department or badge number; devices follow.
     Update(UpdateArgs),
     /// The person leaves; their history stays.
     Remove(RemoveArgs),
@@ -32,11 +34,13 @@ pub enum PersonCommand {
 pub struct PersonCommon {
     #[command(flatten)]
     nats: NatsArgs,
+    /// The tenant (company) the person belongs to.
     #[arg(long)]
     tenant: String,
     /// The person's id in the tenant (e.g. the HR system's).
     #[arg(long)]
     id: String,
+    /// Who is acting, recorded on the events.
     #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
     user: String,
 }
@@ -45,13 +49,16 @@ pub struct PersonCommon {
 pub struct HireArgs {
     #[command(flatten)]
     common: PersonCommon,
+    /// Full name, as devices show it.
     #[arg(long)]
     name: String,
+    /// Department id.
     #[arg(long)]
     department: String,
+    /// Badge number (工号) on the devices: 1 to 9 digits, unique among current people.
     #[arg(long)]
     badge: Option<String>,
-    /// Default: today.
+    /// First working day (YYYY-MM-DD). Default: today.
     #[arg(long)]
     hired_on: Option<NaiveDate>,
 }
@@ -60,10 +67,13 @@ pub struct HireArgs {
 pub struct UpdateArgs {
     #[command(flatten)]
     common: PersonCommon,
+    /// New name.
     #[arg(long)]
     name: Option<String>,
+    /// New department id.
     #[arg(long)]
     department: Option<String>,
+    /// New badge number (the old one is deleted from devices first).
     #[arg(long)]
     badge: Option<String>,
 }
@@ -158,8 +168,10 @@ pub struct ReuploadArgs {
 pub struct Common {
     #[command(flatten)]
     nats: NatsArgs,
+    /// The tenant (company) the device belongs to.
     #[arg(long)]
     tenant: String,
+    /// The device's serial number.
     #[arg(long)]
     sn: String,
     /// Who is acting, recorded on the events.
@@ -171,11 +183,13 @@ pub struct Common {
 pub struct BindArgs {
     #[command(flatten)]
     common: Common,
+    /// What people call it ("Front door").
     #[arg(long)]
     name: String,
     /// IANA zone of the device's local time, e.g. Asia/Shanghai.
     #[arg(long)]
     zone: String,
+    /// The device model, if known (e.g. SpeedFace-V5L).
     #[arg(long)]
     model: Option<String>,
     /// Accept records dated from this day (YYYY-MM-DD), e.g. the history of a device
@@ -188,6 +202,7 @@ pub struct BindArgs {
 pub struct RenameArgs {
     #[command(flatten)]
     common: Common,
+    /// The new name.
     #[arg(long)]
     name: String,
 }

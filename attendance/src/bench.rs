@@ -188,8 +188,6 @@ fn punch(tenant: &TenantId, i: u64) -> Envelope {
 }
 
 async fn ingest(args: IngestBench) -> anyhow::Result<()> {
-    use gateway::simulator::Device;
-
     let records = args
         .records
         .clone()
@@ -208,7 +206,51 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!lines.is_empty(), "no records under {}", records.display());
 
-    let server = NatsServer::start(ServerOptions::default()).await?;
+    println!(
+        "ingest benchmark: {} real records from {} files, {}-line POSTs over HTTP, file storage",
+        lines.len(),
+        files.len(),
+        args.batch
+    );
+    let mut rates = Vec::new();
+    for (sync_always, what) in [
+        (false, "nats-server's default sync (fsync every 2 minutes)"),
+        (
+            true,
+            "sync_interval: always (fsync before every ack, as `up` runs it)",
+        ),
+    ] {
+        println!("\n{what}");
+        rates.push(ingest_run(&args, &lines, sync_always).await?);
+    }
+    println!();
+    for (i, &count) in args.devices.iter().enumerate() {
+        let (default, always) = (rates[0][i], rates[1][i]);
+        println!(
+            "fsync before every ack costs {:.0}% of throughput with {count} device(s) ({default:.0} -> {always:.0} punches/s)",
+            100.0 * (1.0 - always / default)
+        );
+    }
+    println!(
+        "peak memory (whole process: gateway, simulated devices, client): {}",
+        peak_memory()
+    );
+    Ok(())
+}
+
+/// One server (synced as told), its raw baseline, then each device count; the rates.
+async fn ingest_run(
+    args: &IngestBench,
+    lines: &[String],
+    sync_always: bool,
+) -> anyhow::Result<Vec<f64>> {
+    use gateway::simulator::Device;
+
+    let server = NatsServer::start(ServerOptions {
+        sync_always,
+        ..ServerOptions::default()
+    })
+    .await?;
     let ledger = Ledger::connect(&server.url(), args.ledger.config()).await?;
     ledger.provision().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -244,12 +286,6 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
         .to_msgpack()?
         .len()
     };
-    println!(
-        "ingest benchmark: {} real records from {} files, {}-line POSTs over HTTP, file storage",
-        lines.len(),
-        files.len(),
-        args.batch
-    );
     let raw = ledger::baseline::raw_publish(
         ledger.jetstream(),
         lines.len() as u64,
@@ -258,7 +294,6 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
         false,
     )
     .await?;
-    println!();
     println!("{:<44} {:>12} {:>10}", "scenario", "punches/s", "vs raw");
     println!(
         "{:<44} {:>12.0} {:>9.2}x",
@@ -267,6 +302,7 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
         1.0
     );
 
+    let mut rates = Vec::new();
     for (run, &count) in args.devices.iter().enumerate() {
         let count = count.max(1);
         let tenant = TenantId::parse(&format!("bench-{}-{run}", Utc::now().timestamp_millis()))?;
@@ -312,6 +348,7 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
             result?;
         }
         let rate = lines.len() as f64 / started.elapsed().as_secs_f64();
+        rates.push(rate);
         println!(
             "{:<44} {:>12.0} {:>9.2}x",
             format!("gateway, {count} device(s), acknowledged end to end"),
@@ -319,17 +356,11 @@ async fn ingest(args: IngestBench) -> anyhow::Result<()> {
             rate / raw.per_second()
         );
     }
-    println!();
-    println!(
-        "peak memory (whole process: gateway, simulated devices, client): {}",
-        peak_memory()
-    );
-
     let _ = stop.send(());
     serving.await??;
     ledger.drain().await?;
     drop(server);
-    Ok(())
+    Ok(rates)
 }
 
 /// VmHWM of this process, from /proc.

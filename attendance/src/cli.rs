@@ -45,7 +45,8 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
 }
 
-/// Where the ledger is.
+// The ledger's NATS server and stream settings, shared by every command that talks to
+// it. (A `///` here would become the help text of the commands that flatten it.)
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
     /// NATS server or cluster (comma-separated seeds).
@@ -59,7 +60,7 @@ pub struct NatsArgs {
     pub ledger: LedgerArgs,
 }
 
-/// Stream settings; they must match across every process of a deployment.
+// Stream settings; they must match across every process of a deployment.
 #[derive(Debug, Clone, Args)]
 pub struct LedgerArgs {
     /// Partition streams (fixed for the life of a deployment).

@@ -14,6 +14,7 @@ const ZONE: &str = "Asia/Shanghai";
 /// appended. The check is on the punches, the batch's last event: a load interrupted
 /// before them is completed next time, and derived ids keep the rest from doubling.
 pub async fn load(ledger: &Ledger, tenant: &TenantId, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    claim_device(ledger, tenant, now).await?;
     let punches = Aggregate::new(AggregateKind::Punches, DEVICE);
     if ledger.last_sequence(tenant, &punches).await? > 0 {
         return Ok(0);
@@ -21,6 +22,35 @@ pub async fn load(ledger: &Ledger, tenant: &TenantId, now: DateTime<Utc>) -> any
     let events = events(tenant, now);
     ledger.append_many(&events).await?;
     Ok(events.len())
+}
+
+/// Binds the demo device as an administrator would (its SN claimed for the tenant, so
+/// it can upload and no other tenant can take it); already bound to it is fine.
+async fn claim_device(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use gateway::admin::{self, AdminError, BindDevice, Refusal};
+    let bind = BindDevice {
+        tenant: tenant.clone(),
+        sn: DeviceSn::from(DEVICE),
+        name: "Front door".into(),
+        model: Some("SpeedFace-V5L".into()),
+        zone: ZoneName::parse(ZONE)?,
+        records_from: NaiveDate::from_ymd_opt(2024, 1, 1),
+    };
+    let admin = Actor::User {
+        user_id: UserId::from("demo-admin"),
+    };
+    match admin::bind(ledger, &bind, admin, now).await {
+        Ok(()) | Err(AdminError::Refused(Refusal::AlreadyBound(_))) => Ok(()),
+        Err(AdminError::Refused(Refusal::BoundElsewhere(sn))) => {
+            tracing::warn!(%sn, "the demo device is bound to another tenant; the demo goes on without it");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn events(tenant: &TenantId, now: DateTime<Utc>) -> Vec<Envelope> {
@@ -65,15 +95,6 @@ fn events(tenant: &TenantId, now: DateTime<Utc>) -> Vec<Envelope> {
         };
         push(&admin, &format!("hire-{id}"), event.into(), now);
     }
-    let bound = DeviceBound {
-        sn: DeviceSn::from(DEVICE),
-        name: "Front door".into(),
-        model: Some("SpeedFace-V5L".into()),
-        zone: zone.clone(),
-        records_from: NaiveDate::from_ymd_opt(2024, 1, 1),
-    };
-    push(&admin, "device", bound.into(), now);
-
     let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("a time");
     let rule = RuleVersionDefined {
         rule_id: RuleId::from("office"),

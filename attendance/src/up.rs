@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ledger::{Ledger, NatsServer, ServerOptions};
+use ledger::{Ledger, NatsServer, ServerOptions, Supervised};
 
 use crate::cli::LedgerArgs;
 
@@ -30,23 +30,25 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_demo: bool,
     #[command(flatten)]
+    pub limits: crate::serve::LimitArgs,
+    #[command(flatten)]
     pub ledger: LedgerArgs,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut embedded = match &args.nats {
         Some(_) => None,
-        None => Some(start_embedded(&args).await?),
+        None => Some(start_embedded(&args).await?.supervise()),
     };
     let url = match (&args.nats, &embedded) {
         (Some(url), _) => url.clone(),
-        (None, Some(server)) => server.url(),
+        (None, Some(server)) => server.url().to_owned(),
         (None, None) => unreachable!("an embedded server is started when no URL is given"),
     };
 
-    let result = serve(&args, &url).await;
+    let result = serve(&args, &url, embedded.as_mut()).await;
 
-    if let Some(server) = embedded.as_mut() {
+    if let Some(server) = embedded {
         tracing::info!("stopping the embedded nats-server");
         server.stop().await;
     }
@@ -70,13 +72,14 @@ async fn start_embedded(args: &UpArgs) -> anyhow::Result<NatsServer> {
     let server = NatsServer::start(ServerOptions {
         port: Some(args.port),
         store_dir: Some(store_dir),
+        sync_always: true,
     })
     .await?;
     tracing::info!(url = %server.url(), pid = server.pid(), log = %server.log_path().display(), "nats-server ready");
     Ok(server)
 }
 
-async fn serve(args: &UpArgs, url: &str) -> anyhow::Result<()> {
+async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let ledger = Ledger::connect(url, args.ledger.config()).await?;
     let streams = ledger.provision().await?;
@@ -91,16 +94,33 @@ async fn serve(args: &UpArgs, url: &str) -> anyhow::Result<()> {
         }
     }
 
-    let gateway = crate::serve::start_gateway(&ledger, args.listen).await?;
+    let gateway = crate::serve::start_gateway(&ledger, args.listen, args.limits.limits()?).await?;
 
     print_streams(&ledger).await?;
+    if let Some(server) = &embedded {
+        println!(
+            "\nembedded nats-server pid {} (restarted if it dies), JetStream under {}",
+            server.pid().await.unwrap_or_default(),
+            args.data.join("nats").display()
+        );
+    }
     println!(
-        "\nLedgerclock is up on {url}; devices push to http://{}/iclock/. Press Ctrl-C to stop.",
-        args.listen
+        "\nLedgerclock is up on {url}; devices push to http://{}/iclock/ (health: http://{}/health). Press Ctrl-C to stop.",
+        gateway.addr, gateway.addr
     );
 
-    shutdown.await;
+    let failed = async {
+        match embedded {
+            Some(server) => server.failed().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        () = shutdown => Ok(()),
+        e = failed => Err(anyhow::Error::from(e).context("stopping: the embedded NATS server cannot be kept running")),
+    };
     crate::serve::stop_gateway(gateway).await?;
+    outcome?;
     tracing::info!("shutting down: draining the NATS connection");
     ledger.drain().await?;
     Ok(())

@@ -301,8 +301,9 @@ fn classify(kind: PublishErrorKind, error: &PublishError) -> Outcome {
             let api = std::error::Error::source(error)
                 .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>());
             match api {
-                // 503: JetStream temporarily unavailable (no quorum, stepping down).
-                Some(api) if api.code() == 503 => Outcome::Retry(error.to_string()),
+                // 503: JetStream temporarily unavailable (no quorum, stepping down);
+                // 429: too many requests in flight at the server. Both pass.
+                Some(api) if matches!(api.code(), 503 | 429) => Outcome::Retry(error.to_string()),
                 Some(api) => Outcome::Fail(LedgerError::Rejected(format!(
                     "refused by JetStream ({}): {api}",
                     api.error_code().0

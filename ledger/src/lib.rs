@@ -22,7 +22,7 @@ pub mod subjects;
 
 pub use append::{Appended, Expected};
 pub use error::LedgerError;
-pub use nats_server::{NatsServer, ServerOptions};
+pub use nats_server::{NatsServer, ServerOptions, Supervised};
 pub use provision::{DurableConsumer, LedgerConfig, provision_consumer, provision_streams};
 pub use read::{ReadFrom, Recorded};
 pub use subjects::Partitions;

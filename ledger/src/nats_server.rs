@@ -20,6 +20,10 @@ pub struct ServerOptions {
     pub port: Option<u16>,
     /// JetStream store; `None` uses a temporary directory removed on drop.
     pub store_dir: Option<PathBuf>,
+    /// fsync every write before it is acknowledged (`sync_interval: always`), so an
+    /// acknowledged event survives a power cut, not only a crash of the server. Off,
+    /// the server syncs every 2 minutes (its default): what the tests use.
+    pub sync_always: bool,
 }
 
 #[derive(Debug)]
@@ -29,6 +33,7 @@ pub struct NatsServer {
     port: u16,
     store_dir: PathBuf,
     log_path: PathBuf,
+    sync_always: bool,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -90,6 +95,7 @@ impl NatsServer {
             port,
             store_dir,
             log_path,
+            sync_always: options.sync_always,
             _temp: temp,
         };
         server.spawn().await?;
@@ -149,7 +155,30 @@ impl NatsServer {
         self.spawn().await
     }
 
+    /// Whether the server has exited (crashed or was killed), and how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => Some(status),
+            _ => None,
+        }
+    }
+
     async fn spawn(&mut self) -> Result<(), LedgerError> {
+        // The JetStream settings the command line cannot set.
+        let config = self.store_dir.join("nats-server.conf");
+        let sync = if self.sync_always {
+            "  # fsync before every acknowledgement: an OK survives a power cut.\n  sync_interval: always\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "# Written by ledgerclock at every start; edit ServerOptions instead.\njetstream {{\n  store_dir: {:?}\n{sync}}}\n",
+                self.store_dir.join("jetstream")
+            ),
+        )
+        .map_err(LedgerError::setup)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -158,10 +187,10 @@ impl NatsServer {
         let mut command = Command::new(&self.binary);
         die_with_parent(&mut command);
         let child = command
+            .arg("--config")
+            .arg(&config)
             .args(["--jetstream", "--addr", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
-            .arg("--store_dir")
-            .arg(self.store_dir.join("jetstream"))
             .args(["--server_name", "ledgerclock"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(LedgerError::setup)?)
@@ -202,6 +231,81 @@ impl NatsServer {
             "nats-server on {url} did not become ready: {last_error}; see {}",
             self.log_path.display()
         )))
+    }
+}
+
+/// An embedded server that is started again when it dies: `attendance up`'s NATS.
+#[derive(Debug)]
+pub struct Supervised {
+    server: std::sync::Arc<tokio::sync::Mutex<NatsServer>>,
+    task: tokio::task::JoinHandle<LedgerError>,
+    url: String,
+}
+
+/// Restarts allowed within [`RESTART_WINDOW`] before supervision gives up.
+pub const MAX_RESTARTS: usize = 5;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+impl NatsServer {
+    /// Watches the server and starts it again (same port, same store) whenever it
+    /// exits; gives up after [`MAX_RESTARTS`] within [`RESTART_WINDOW`] or a start that
+    /// fails, and then [`Supervised::failed`] resolves.
+    pub fn supervise(self) -> Supervised {
+        let url = self.url();
+        let server = std::sync::Arc::new(tokio::sync::Mutex::new(self));
+        let watched = server.clone();
+        let task = tokio::spawn(async move {
+            let mut restarts: Vec<tokio::time::Instant> = Vec::new();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let mut server = watched.lock().await;
+                let Some(status) = server.exited() else {
+                    continue;
+                };
+                tracing::error!(%status, log = %server.log_path().display(), "the embedded nats-server died; starting it again");
+                restarts.retain(|at| at.elapsed() < RESTART_WINDOW);
+                if restarts.len() >= MAX_RESTARTS {
+                    return LedgerError::Setup(format!(
+                        "the embedded nats-server died {} times within {RESTART_WINDOW:?}; see {}",
+                        restarts.len() + 1,
+                        server.log_path().display()
+                    ));
+                }
+                restarts.push(tokio::time::Instant::now());
+                tokio::time::sleep(Duration::from_millis(200) * restarts.len() as u32).await;
+                match server.restart().await {
+                    Ok(()) => {
+                        tracing::info!(pid = server.pid(), "the embedded nats-server is back")
+                    }
+                    Err(e) => return e,
+                }
+            }
+        });
+        Supervised { server, task, url }
+    }
+}
+
+impl Supervised {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn pid(&self) -> Option<u32> {
+        self.server.lock().await.pid()
+    }
+
+    /// Resolves when the server died and could not be kept running.
+    pub async fn failed(&mut self) -> LedgerError {
+        match (&mut self.task).await {
+            Ok(e) => e,
+            Err(e) => LedgerError::Setup(format!("nats-server supervision ended: {e}")),
+        }
+    }
+
+    /// Stops supervising, then stops the server cleanly.
+    pub async fn stop(self) {
+        self.task.abort();
+        self.server.lock().await.stop().await;
     }
 }
 

@@ -638,7 +638,9 @@ fn piece_events(
                 ingest::read_access(binding, &text, now)
             };
             upload.rejected.extend(piece.cut.iter().map(too_long));
-            log_rejected(&binding.sn, &name, &upload.rejected);
+            gw.inner
+                .seen
+                .rejected(&binding.sn, &name, &upload.rejected, now);
             for (line, why) in &upload.ignored {
                 gw.inner.seen.ignored(&binding.sn, &name, why, 1, line, now);
             }
@@ -658,7 +660,7 @@ fn piece_events(
                     _ => None,
                 })
                 .collect();
-            log_rejected(&binding.sn, &name, &rejected);
+            gw.inner.seen.rejected(&binding.sn, &name, &rejected, now);
             for (line, why) in &upload.ignored {
                 gw.inner.seen.ignored(&binding.sn, &name, why, 1, line, now);
             }
@@ -733,25 +735,6 @@ fn kept_events(
     }
     flush(&mut batch, &mut events);
     events
-}
-
-/// One warning per piece with rejected lines: how many, why, and one of them.
-fn log_rejected(sn: &DeviceSn, table: &str, rejected: &[DeviceRecordRejected]) {
-    let Some(first) = rejected.first() else {
-        return;
-    };
-    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
-    for r in rejected {
-        *reasons.entry(format!("{:?}", r.reason)).or_default() += 1;
-    }
-    tracing::warn!(
-        %sn,
-        table,
-        rejected = rejected.len(),
-        ?reasons,
-        sample = %first.raw.escape_debug(),
-        "device lines rejected and kept as rejected records"
-    );
 }
 
 /// `GET /iclock/getrequest`: the commands waiting for the device, as many as one reply

@@ -53,7 +53,7 @@ pub async fn answer(State(gw): State<Gateway>) -> Response {
         "status": if health.is_ok() { "ok" } else { "unhealthy" },
         "reason": health.as_ref().err(),
         "connections": gw.inner.conn.snapshot(),
-        "ignored": gw.inner.seen.ignored_counts(),
+        "device_lines": gw.inner.seen.ignored_counts(),
     });
     let status = if health.is_ok() {
         StatusCode::OK

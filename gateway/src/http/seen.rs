@@ -43,6 +43,8 @@ pub struct Seen {
 struct Ignored {
     /// Lines or uploads ignored, by table and reason.
     counts: BTreeMap<(String, &'static str), u64>,
+    /// Lines rejected (stored as rejected records), by table and reason.
+    rejected: BTreeMap<(String, String), u64>,
     logged: HashMap<(DeviceSn, String, &'static str), DateTime<Utc>>,
 }
 
@@ -176,15 +178,58 @@ impl Seen {
         }
     }
 
+    /// Counts lines rejected (and stored as rejected records); logs one warning with a
+    /// sample once an hour per device and table (`debug` otherwise): a device
+    /// re-sending a history full of corrupted lines does not flood the log.
+    pub fn rejected(
+        &self,
+        sn: &DeviceSn,
+        table: &str,
+        rejected: &[schemas::events::DeviceRecordRejected],
+        now: DateTime<Utc>,
+    ) {
+        let Some(first) = rejected.first() else {
+            return;
+        };
+        let mut reasons = BTreeMap::<String, usize>::new();
+        for r in rejected {
+            *reasons.entry(format!("{:?}", r.reason)).or_default() += 1;
+        }
+        let mut ignored = self.ignored.lock().expect("not poisoned");
+        for (reason, n) in &reasons {
+            *ignored
+                .rejected
+                .entry((table.to_owned(), reason.clone()))
+                .or_default() += *n as u64;
+        }
+        let key = (sn.clone(), table.to_owned(), "rejected");
+        let due = ignored
+            .logged
+            .get(&key)
+            .is_none_or(|at| now - *at >= IGNORED_LOG_EVERY);
+        if due {
+            bounded(&mut ignored.logged);
+            ignored.logged.insert(key, now);
+            tracing::warn!(%sn, table, rejected = rejected.len(), ?reasons, sample = %first.raw.escape_debug(), "device lines rejected, kept as rejected records (logged once an hour; counted at /health)");
+        } else {
+            tracing::debug!(%sn, table, rejected = rejected.len(), ?reasons, "device lines rejected");
+        }
+    }
+
     /// What was ignored so far, for the health answer.
     pub fn ignored_counts(&self) -> serde_json::Value {
         let ignored = self.ignored.lock().expect("not poisoned");
-        serde_json::Value::Array(
-            ignored
+        serde_json::json!({
+            "ignored": ignored
                 .counts
                 .iter()
                 .map(|((table, why), n)| serde_json::json!({"table": table, "reason": why, "lines": n}))
-                .collect(),
-        )
+                .collect::<Vec<_>>(),
+            "rejected": ignored
+                .rejected
+                .iter()
+                .map(|((table, why), n)| serde_json::json!({"table": table, "reason": why, "lines": n}))
+                .collect::<Vec<_>>(),
+        })
     }
 }
