@@ -70,7 +70,7 @@ async fn offline_backlog_catch_up_and_three_whole_history_resends_count_once() {
     assert!(raw.punches.values().all(|p| p.received == 1));
 
     // The whole history again, three times, in other batchings and another order.
-    for device in &devices {
+    for device in &mut devices {
         device.resend_all(1000).await.unwrap();
         device.resend_all(7).await.unwrap();
         let mut reversed: Vec<&str> = device.records.iter().map(String::as_str).collect();

@@ -29,13 +29,26 @@ pub async fn harness(config: LedgerConfig) -> Harness {
 
 /// A harness whose gateway reads `clock`.
 pub async fn harness_at(config: LedgerConfig, clock: gateway::http::Clock) -> Harness {
+    harness_with(config, clock, gateway::http::Limits::default()).await
+}
+
+/// A harness whose gateway reads `clock` and holds to `limits`.
+pub async fn harness_with(
+    config: LedgerConfig,
+    clock: gateway::http::Clock,
+    limits: gateway::http::Limits,
+) -> Harness {
     let server = NatsServer::start(ServerOptions::default()).await.unwrap();
     let ledger = Ledger::connect(&server.url(), config).await.unwrap();
     ledger.provision().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let gateway = Gateway::new(ledger.clone(), clock);
+    let gateway = Gateway::with_config(
+        ledger.clone(),
+        clock,
+        gateway::http::GatewayConfig { limits },
+    );
     tokio::spawn(gateway::http::run(gateway, listener, async {
         let _ = stopped.await;
     }));
@@ -52,12 +65,23 @@ pub fn acme() -> TenantId {
 }
 
 pub async fn bind(ledger: &Ledger, tenant: &TenantId, sn: &str, records_from: Option<NaiveDate>) {
+    bind_in(ledger, tenant, sn, records_from, "Asia/Manila").await;
+}
+
+/// Binds `sn` with its local times read in `zone`.
+pub async fn bind_in(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    sn: &str,
+    records_from: Option<NaiveDate>,
+    zone: &str,
+) {
     let cmd = BindDevice {
         tenant: tenant.clone(),
         sn: DeviceSn::from(sn),
         name: format!("Device {sn}"),
         model: None,
-        zone: ZoneName::parse("Asia/Manila").unwrap(),
+        zone: ZoneName::parse(zone).unwrap(),
         records_from,
     };
     admin::bind(

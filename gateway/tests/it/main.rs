@@ -1,11 +1,14 @@
 //! The gateway's integration tests.
 
+mod abuse;
 mod firmware;
 mod fuzz_smoke;
 mod http;
 mod mobile;
 mod parser_properties;
+mod push_protocol;
 mod real_devices;
+mod security_push;
 mod status;
 
 use std::path::PathBuf;
