@@ -394,11 +394,11 @@ async fn a_device_in_a_dst_zone_is_told_its_new_offset_once() {
     let told = events(&h.ledger, &acme())
         .await
         .into_iter()
-        .filter_map(|r| match r.envelope.event {
+        .rev()
+        .find_map(|r| match r.envelope.event {
             Event::DeviceStatusReported(s) => s.utc_offset_told_minutes,
             _ => None,
-        })
-        .last();
+        });
     assert_eq!(told, Some(-240));
 }
 
