@@ -97,8 +97,12 @@ pub enum DeviceCommand {
     Rename(RenameArgs),
     /// Unbind a device: it may be bound again; `CLEAR DATA` is queued for it.
     Unbind(UnbindArgs),
-    /// Queue a command for the device's next poll: info, check or reboot.
+    /// Queue a command for the device's next poll: info, check, reboot, or users (the
+    /// device sends back who it holds).
     Command(CommandArgs),
+    /// The device's commands: id, state (queued, delivered, done, failed, expired,
+    /// superseded) and what they say.
+    Commands(CommandsArgs),
     /// Queue a command that failed or expired again (the new one names the old).
     Retry(RetryArgs),
     /// Ask the device to send a range of its records again (re-upload attendance data).
@@ -130,9 +134,20 @@ pub struct ScopeArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum SimpleCommand {
+    /// `INFO`: the device reports firmware and counts.
     Info,
+    /// `CHECK`: the device reads its options again and uploads what is new.
     Check,
+    /// `REBOOT`: delivered after everything else queued.
     Reboot,
+    /// `DATA QUERY USERINFO`: the device uploads the users it holds.
+    Users,
+}
+
+#[derive(Debug, Args)]
+pub struct CommandsArgs {
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -254,11 +269,40 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 SimpleCommand::Info => schemas::events::DeviceCommand::Info,
                 SimpleCommand::Check => schemas::events::DeviceCommand::Check,
                 SimpleCommand::Reboot => schemas::events::DeviceCommand::Reboot,
+                SimpleCommand::Users => {
+                    schemas::events::DeviceCommand::QueryUsers { badge_number: None }
+                }
             };
             let id =
                 gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, Utc::now())
                     .await?;
             println!("queued command {id} for {sn}");
+            ledger.drain().await?;
+        }
+        DeviceCommand::Commands(args) => {
+            let (ledger, tenant, _) = open(&args.common).await?;
+            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+            let (queue, _) = gateway::commands::load(&ledger, &tenant, &sn).await?;
+            println!("{:>4}  {:<22}  command", "id", "state");
+            for command in queue.commands.values() {
+                use gateway::commands::CommandState;
+                let state = match &command.state {
+                    CommandState::Queued => "queued".to_owned(),
+                    CommandState::Delivered { at } => {
+                        format!("delivered {}", at.format("%H:%M:%S"))
+                    }
+                    CommandState::Done { return_code } => format!("done ({return_code})"),
+                    CommandState::Failed => "failed".to_owned(),
+                    CommandState::Expired => "expired".to_owned(),
+                    CommandState::Superseded { by } => format!("superseded by {by}"),
+                };
+                let text = gateway::protocol::commands::render(
+                    &command.command,
+                    gateway::protocol::Dialect::Attendance,
+                )
+                .replace('\t', " ");
+                println!("{:>4}  {state:<22}  {text}", command.id);
+            }
             ledger.drain().await?;
         }
         DeviceCommand::Retry(args) => {

@@ -23,6 +23,13 @@ pub enum BenchCommand {
     /// and judged into daily reports, against a raw JetStream read of as many messages
     /// of the same size.
     Replay(ReplayBench),
+    /// The gateway, as its own process, against a hostile client: 20,000 idle and slow
+    /// connections, huge bodies from an unknown SN, a whole history in one body; its
+    /// descriptors and memory, and whether devices are still answered.
+    Abuse(crate::bench_abuse::AbuseBench),
+    /// Holds connections open for `bench abuse` (a helper process).
+    #[command(hide = true)]
+    Hold(crate::bench_abuse::HoldArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +87,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Append(args) => append(args).await,
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Replay(args) => crate::bench_replay::run(args).await,
+        BenchCommand::Abuse(args) => crate::bench_abuse::run(args).await,
+        BenchCommand::Hold(args) => crate::bench_abuse::hold(args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod admin;
 mod bench;
+mod bench_abuse;
 mod bench_replay;
 mod cli;
 mod demo;
