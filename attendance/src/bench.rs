@@ -59,6 +59,9 @@ pub struct IngestBench {
     /// Lines per POST (firmware sends at most 128).
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Send only the first N records (a quick run).
+    #[arg(long)]
+    limit: Option<usize>,
     #[command(flatten)]
     ledger: LedgerArgs,
 }

@@ -9,7 +9,7 @@ use gateway::simulator::{Device, FIRMWARE_BATCH, Firmware};
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// The gateway's address (what a device is given as its server).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "LEDGERCLOCK_GATEWAY", default_value = "127.0.0.1:8080")]
     gateway: String,
     /// The device's serial number; bind it first (`attendance admin device bind`).
     #[arg(long)]
@@ -26,6 +26,16 @@ pub struct SimulateArgs {
     /// Fields per ATTLOG line, as firmware variants send: 5, 6, 7, 10 or 11.
     #[arg(long, default_value_t = 7)]
     fields: usize,
+    /// Which firmware: attendance PUSH, or Security PUSH of access-control terminals
+    /// (registers, pushes each punch as it happens as `rtlog`, answers queries).
+    #[arg(long, value_enum, default_value = "attendance")]
+    firmware: FirmwareKind,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FirmwareKind {
+    Attendance,
+    Access,
 }
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
@@ -43,6 +53,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .tz();
     if args.days < 1 {
         anyhow::bail!("--days must be at least 1");
+    }
+    if let FirmwareKind::Access = args.firmware {
+        return access(&args, addr, zone).await;
     }
     let mut device = Firmware::new(Device::new(addr, &args.sn), args.fields);
 
@@ -144,4 +157,61 @@ fn workday(device: &mut Firmware, badges: &[String], midnight: NaiveDateTime) {
             15,
         );
     }
+}
+
+/// The Security-PUSH story: registration, configuration, a day's punches pushed live,
+/// door events that are not punches, a poll.
+async fn access(
+    args: &SimulateArgs,
+    addr: std::net::SocketAddr,
+    zone: chrono_tz::Tz,
+) -> anyhow::Result<()> {
+    use gateway::simulator::AccessFirmware;
+    let mut device = AccessFirmware::new(Device::new(addr, &args.sn));
+    let registered = device.register().await?;
+    let Some(code) = device.registry_code.clone() else {
+        anyhow::bail!(
+            "registration refused ({} {}): is {} bound? `attendance admin device bind --tenant demo --sn {} --name ... --zone {}`",
+            registered.status,
+            registered.body.trim(),
+            args.sn,
+            args.sn,
+            args.zone
+        );
+    };
+    println!("registered: {} was given RegistryCode={code}", args.sn);
+    device.fetch_config().await?;
+    println!(
+        "configuration: SessionID={}",
+        device.session_id.as_deref().unwrap_or("-")
+    );
+    let handshake = device.handshake().await?;
+    println!(
+        "handshake: {}",
+        handshake.body.lines().next().unwrap_or("no answer")
+    );
+    let yesterday = Utc::now().with_timezone(&zone).date_naive() - Duration::days(1);
+    let midnight = yesterday.and_hms_opt(0, 0, 0).expect("midnight exists");
+    device.door_event(midnight + Duration::hours(7), "0", 206);
+    for (i, badge) in args.badges.iter().enumerate() {
+        let i = i as i64;
+        device.punch(badge, midnight + Duration::minutes(8 * 60 + 50 + i * 3));
+        device.punch(badge, midnight + Duration::minutes(18 * 60 + 2 + i * 4));
+    }
+    device.door_event(midnight + Duration::hours(19), "9999", 27);
+    let sent = device.sync().await?;
+    println!(
+        "{yesterday}: pushed {sent} rtlog records one by one ({} punches, a device start and a refused stranger that are not), each answered OK",
+        args.badges.len() * 2
+    );
+    let commands = device.poll().await?;
+    if commands.is_empty() {
+        println!("polled for commands: none waiting");
+    }
+    for command in commands {
+        println!("polled and carried out: {}", command.replace('\t', " "));
+    }
+    let time = device.time().await?;
+    println!("time: {}", time.body.trim());
+    Ok(())
 }

@@ -45,9 +45,13 @@ use super::Clock;
 /// `max_connections`.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once. At the cap, the oldest connection that is only
-    /// waiting for a request head is closed to make room; if none is, the newcomer is.
+    /// Connections served at once. At the cap, the connection that has waited longest
+    /// for a request head (and at least `shed_after`) is closed to make room; if none
+    /// has, the newcomer is (a device tries again seconds later).
     pub max_connections: usize,
+    /// How long a new connection may wait for its head before it can be closed to make
+    /// room: one accepted in a burst is not closed before it could speak.
+    pub shed_after: Duration,
     /// From a request's first byte (or the connection's opening) to the end of its head.
     pub head_timeout: Duration,
     /// How long a kept-alive connection may wait for its next request.
@@ -70,6 +74,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            shed_after: Duration::from_millis(250),
             head_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(20),
@@ -156,7 +161,9 @@ struct Registry {
 struct RegistryState {
     next_id: u64,
     open: usize,
-    waiting: BTreeMap<u64, Arc<Notify>>,
+    /// By when each began to wait, oldest first.
+    waiting: BTreeMap<(Instant, u64), Arc<Notify>>,
+    since: std::collections::HashMap<u64, Instant>,
     closing: bool,
 }
 
@@ -170,7 +177,9 @@ impl Registry {
 
     fn closed(&self, id: u64) {
         let mut state = self.state.lock().expect("not poisoned");
-        state.waiting.remove(&id);
+        if let Some(since) = state.since.remove(&id) {
+            state.waiting.remove(&(since, id));
+        }
         state.open -= 1;
         if state.open == 0 {
             self.drained.notify_waiters();
@@ -183,33 +192,43 @@ impl Registry {
         if state.closing {
             return false;
         }
-        state.waiting.insert(id, shed.clone());
+        let now = Instant::now();
+        state.since.insert(id, now);
+        state.waiting.insert((now, id), shed.clone());
         true
     }
 
     fn busy(&self, id: u64) {
-        self.state.lock().expect("not poisoned").waiting.remove(&id);
+        let mut state = self.state.lock().expect("not poisoned");
+        if let Some(since) = state.since.remove(&id) {
+            state.waiting.remove(&(since, id));
+        }
     }
 
     fn open_count(&self) -> usize {
         self.state.lock().expect("not poisoned").open
     }
 
-    /// Closes the oldest waiting connection; `false` if none waits.
-    fn shed_oldest(&self) -> bool {
-        let oldest = self.state.lock().expect("not poisoned").waiting.pop_first();
-        match oldest {
-            Some((_, shed)) => {
-                shed.notify_one();
-                true
-            }
-            None => false,
+    /// Closes the connection that has waited longest, if it has waited `at_least`;
+    /// `false` if none has.
+    fn shed_oldest(&self, at_least: Duration) -> bool {
+        let mut state = self.state.lock().expect("not poisoned");
+        let Some((&(since, id), _)) = state.waiting.first_key_value() else {
+            return false;
+        };
+        if since.elapsed() < at_least {
+            return false;
         }
+        let shed = state.waiting.remove(&(since, id)).expect("just seen");
+        state.since.remove(&id);
+        shed.notify_one();
+        true
     }
 
     fn close_waiting(&self) {
         let mut state = self.state.lock().expect("not poisoned");
         state.closing = true;
+        state.since.clear();
         for (_, shed) in std::mem::take(&mut state.waiting) {
             shed.notify_one();
         }
@@ -260,7 +279,7 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 if shared.registry.open_count() >= shared.limits.max_connections {
-                    if shared.registry.shed_oldest() {
+                    if shared.registry.shed_oldest(shared.limits.shed_after) {
                         shared.counters.shed.fetch_add(1, Ordering::Relaxed);
                     } else {
                         // Every slot is busy with a request: the newcomer goes.
@@ -283,7 +302,7 @@ pub async fn serve(
                 // Out of descriptors (EMFILE/ENFILE) or a connection reset before it
                 // was accepted: make room and go on; the accept loop never ends on it.
                 if matches!(e.raw_os_error(), Some(24 | 23)) {
-                    shared.registry.shed_oldest();
+                    shared.registry.shed_oldest(Duration::ZERO);
                     tracing::warn!(error = %e, "out of descriptors; closed a waiting connection");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 } else {
@@ -899,9 +918,26 @@ async fn serve_connection(
             || !keep
         {
             let _ = conn.wr.shutdown().await;
+            linger(&mut conn).await;
             return;
         }
         previous = (device && head.method == "POST").then_some(head);
+    }
+}
+
+/// After an answer that closes the connection before its body was read (an unknown
+/// device's 403), reads and drops what still arrives for a moment: closing with unread
+/// bytes resets the connection, and the client would lose the answer.
+async fn linger(conn: &mut Conn) {
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut dropped = 0usize;
+    let mut scratch = [0u8; 16 * 1024];
+    while dropped < 4 * 1024 * 1024 {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, conn.rd.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => dropped += n,
+            _ => break,
+        }
     }
 }
 

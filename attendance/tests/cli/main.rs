@@ -1,5 +1,9 @@
 //! The binary as a user runs it: real processes, a real nats-server, real signals.
 
+mod limits;
+mod readme;
+mod supervision;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -19,6 +23,17 @@ fn stdout(output: &Output) -> String {
 /// Starts `attendance up` on `data` and `port` with `extra` arguments and returns it once
 /// it has printed its banner. Its stdout keeps being drained so it never blocks.
 fn spawn_up(data: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+    spawn_up_told(data, port, extra).0
+}
+
+/// What `up` said before it was up: the gateway's address and the embedded server's pid.
+#[derive(Debug, Clone)]
+pub struct Told {
+    pub gateway: std::net::SocketAddr,
+    pub nats_pid: Option<u32>,
+}
+
+fn spawn_up_told(data: &std::path::Path, port: u16, extra: &[&str]) -> (Child, Told) {
     let mut child = Command::new(BIN)
         .args([
             "up",
@@ -36,14 +51,26 @@ fn spawn_up(data: &std::path::Path, port: u16, extra: &[&str]) -> Child {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut nats_pid = None;
     let banner = lines
         .by_ref()
         .map(Result::unwrap)
+        .inspect(|l| {
+            if let Some(rest) = l.strip_prefix("embedded nats-server pid ") {
+                nats_pid = rest.split(' ').next().and_then(|p| p.parse().ok());
+            }
+        })
         .find(|l| l.contains("Ledgerclock is up"))
         .expect("up prints its banner");
     assert!(banner.contains(&port.to_string()));
+    let gateway = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .expect("the banner names the gateway's address");
     std::thread::spawn(move || lines.for_each(drop));
-    child
+    (child, Told { gateway, nats_pid })
 }
 
 fn signal(child: &Child, signal: nix::sys::signal::Signal) {
@@ -55,6 +82,7 @@ fn signal(child: &Child, signal: nix::sys::signal::Signal) {
 struct Up {
     child: Child,
     url: String,
+    told: Told,
     _data: tempfile::TempDir,
 }
 
@@ -62,10 +90,11 @@ impl Up {
     fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         let port = ledger::nats_server::free_port().unwrap();
-        let child = spawn_up(data.path(), port, &[]);
+        let (child, told) = spawn_up_told(data.path(), port, &[]);
         Self {
             child,
             url: format!("nats://127.0.0.1:{port}"),
+            told,
             _data: data,
         }
     }
