@@ -39,16 +39,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Whether `e` is a write to a pipe whose reader has gone.
+/// Whether `e` is a write to a pipe whose reader has gone (`replay ... | head`).
 fn closed_pipe(e: &anyhow::Error) -> bool {
+    use projections::render::RenderError;
+    let kind_of_csv = |e: &csv::Error| match e.kind() {
+        csv::ErrorKind::Io(io) => Some(io.kind()),
+        _ => None,
+    };
     e.chain().any(|cause| {
-        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
-            match cause.downcast_ref::<csv::Error>().map(csv::Error::kind) {
-                Some(csv::ErrorKind::Io(io)) => Some(io),
-                _ => None,
+        let kind = if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            Some(io.kind())
+        } else if let Some(csv) = cause.downcast_ref::<csv::Error>() {
+            kind_of_csv(csv)
+        } else if let Some(json) = cause.downcast_ref::<serde_json::Error>() {
+            json.io_error_kind()
+        } else {
+            match cause.downcast_ref::<RenderError>() {
+                Some(RenderError::Io(io)) => Some(io.kind()),
+                Some(RenderError::Json(json)) => json.io_error_kind(),
+                Some(RenderError::Csv(csv)) => kind_of_csv(csv),
+                None => None,
             }
-        });
-        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 

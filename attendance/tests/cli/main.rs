@@ -574,3 +574,59 @@ fn replay_from_a_tenant_stream_matches_the_file() {
     }
     up.interrupt();
 }
+
+#[test]
+fn logs_off_a_terminal_are_plain_and_a_closed_pipe_is_not_an_error() {
+    // Regression: log files carried ANSI colour codes, and `replay ... | head` ended in
+    // "Broken pipe".
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("punches.jsonl");
+    let zone = schemas::ids::ZoneName::parse("Asia/Shanghai").unwrap();
+    let tenant = schemas::ids::TenantId::parse("acme").unwrap();
+    let sn = schemas::ids::DeviceSn::from("PIPE1");
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
+    let mut lines = String::new();
+    for i in 0..5_000 {
+        let local = start + chrono::Duration::minutes(i);
+        let punch = schemas::events::Punch::from_device(
+            sn.clone(),
+            schemas::ids::BadgeNumber::from(format!("{}", 100 + i % 40).as_str()),
+            local,
+            zone.clone(),
+            local.and_utc() - chrono::Duration::hours(8),
+        );
+        let envelope = schemas::Envelope::new(
+            tenant.clone(),
+            schemas::Actor::Device { sn: sn.clone() },
+            schemas::events::PunchRecorded { punch },
+            chrono::Utc::now(),
+        );
+        lines.push_str(&envelope.to_json().unwrap());
+        lines.push('\n');
+    }
+    std::fs::write(&file, lines).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["-v", "replay", "--events"])
+        .arg(&file)
+        .args(["raw", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader has what it wanted and goes, as `head` does.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(stderr.contains("DEBUG"), "-v logs: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes off a terminal: {stderr}"
+    );
+}

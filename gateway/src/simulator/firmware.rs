@@ -153,6 +153,24 @@ impl Firmware {
         self.records.push(line);
     }
 
+    /// Enrols a finger at the device and uploads it as BIODATA firmware does: the
+    /// finger in `No`, which of its templates in `Index`.
+    pub async fn enroll_finger(
+        &mut self,
+        pin: &str,
+        finger: u8,
+        template: u8,
+    ) -> std::io::Result<Answer> {
+        let line = format!(
+            "BIODATA Pin={pin}\tNo={finger}\tIndex={template}\tValid=1\tDuress=0\tType=1\tMajorVer=12\tMinorVer=0\tFormat=0\tTmp=TUlDUk9TT0ZU\n"
+        );
+        let path = format!(
+            "/iclock/cdata?SN={}&table=BIODATA&Stamp=9999",
+            self.device.sn
+        );
+        self.device.request("POST", &path, line.as_bytes()).await
+    }
+
     /// The handshake: reads the options block, and with it the server's stamp.
     pub async fn handshake(&mut self) -> std::io::Result<Answer> {
         let mut path = format!(

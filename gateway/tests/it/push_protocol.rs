@@ -683,3 +683,37 @@ async fn a_reboot_is_delivered_after_everything_else() {
     assert_eq!(polled.commands, ["C:2:INFO", "C:3:CHECK", "C:1:REBOOT"]);
     assert_eq!(device.reboots, 1);
 }
+
+#[tokio::test]
+async fn biodata_firmware_enrols_fingers_by_their_number_not_their_template_index() {
+    // Regression: fingers 5 and 6 came out as 0 and 1.
+    let h = harness(LedgerConfig::default()).await;
+    bind(&h.ledger, &acme(), "SIMBIO", since()).await;
+    let mut device = Firmware::new(Device::new(h.addr, "SIMBIO"), 7);
+    device.handshake().await.unwrap();
+    assert_eq!(device.options["BIODATAStamp"], "None");
+    for (finger, template) in [(5, 0), (6, 1)] {
+        let answer = device
+            .enroll_finger("1001", finger, template)
+            .await
+            .unwrap();
+        assert_eq!(answer.body, "OK: 1\n");
+    }
+    let fingers: Vec<_> = events(&h.ledger, &acme())
+        .await
+        .into_iter()
+        .filter_map(|r| match r.envelope.event {
+            Event::BiometricEnrolled(b) => Some(b.biometric),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fingers,
+        [
+            schemas::events::Biometric::Fingerprint { finger: 5 },
+            schemas::events::Biometric::Fingerprint { finger: 6 }
+        ]
+    );
+    device.handshake().await.unwrap();
+    assert_eq!(device.options["BIODATAStamp"], "9999", "its cursor is kept");
+}
