@@ -289,10 +289,11 @@ pub async fn serve(
                     }
                 }
                 let _ = stream.set_nodelay(true);
+                // Counted before the next accept, so a burst cannot overrun the cap.
+                let (id, shed) = shared.registry.open();
+                shared.counters.open.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let (id, shed) = shared.registry.open();
-                    shared.counters.open.fetch_add(1, Ordering::Relaxed);
                     serve_connection(&shared, stream, peer, id, &shed).await;
                     shared.counters.open.fetch_sub(1, Ordering::Relaxed);
                     shared.registry.closed(id);
@@ -790,8 +791,7 @@ async fn serve_connection(
                     (head, true)
                 }
                 None => {
-                    shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-                    let _ = write_simple(
+                    refuse(
                         &mut conn,
                         shared,
                         StatusCode::BAD_REQUEST,
@@ -802,8 +802,7 @@ async fn serve_connection(
                 }
             },
             Ok(HeadRead::Malformed(why)) => {
-                shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-                let _ = write_simple(
+                refuse(
                     &mut conn,
                     shared,
                     StatusCode::BAD_REQUEST,
@@ -813,8 +812,7 @@ async fn serve_connection(
                 return;
             }
             Ok(HeadRead::TooLarge) => {
-                shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-                let _ = write_simple(
+                refuse(
                     &mut conn,
                     shared,
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -838,8 +836,7 @@ async fn serve_connection(
             match framing(&head) {
                 Ok(framing) => framing,
                 Err(why) => {
-                    shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-                    let _ = write_simple(
+                    refuse(
                         &mut conn,
                         shared,
                         StatusCode::BAD_REQUEST,
@@ -866,8 +863,7 @@ async fn serve_connection(
         let request = match build_request(&head, rx, peer) {
             Ok(request) => request,
             Err(why) => {
-                shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-                let _ = write_simple(
+                refuse(
                     &mut conn,
                     shared,
                     StatusCode::BAD_REQUEST,
@@ -969,6 +965,12 @@ fn build_request(
     let mut request = builder.body(body).map_err(|_| "invalid request target")?;
     request.extensions_mut().insert(ConnectInfo(peer));
     Ok(request)
+}
+
+/// Answers a request that cannot be served (counted as a bad request) and closes.
+async fn refuse(conn: &mut Conn, shared: &Shared, status: StatusCode, body: &str) {
+    shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+    let _ = write_simple(conn, shared, status, body).await;
 }
 
 async fn write_simple(
