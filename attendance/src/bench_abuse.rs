@@ -4,7 +4,8 @@
 //! (descriptors, memory) and whether devices were still answered: figures, not a test.
 //!
 //! The idle connections are held by helper processes (`attendance bench hold`, hidden),
-//! so that they count against their descriptor limits, not this one's.
+//! so that they count against their descriptor limits, not this one's; the gateway runs
+//! with head and idle timeouts of 300 s so that they are all held at once.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -53,18 +54,19 @@ pub struct HoldArgs {
 /// Opens `connections` to `addr`, a third of them sending a head that never ends;
 /// prints how many it holds, and keeps them until its stdin closes.
 pub async fn hold(args: HoldArgs) -> anyhow::Result<()> {
-    let mut held = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        match tokio::net::TcpStream::connect(args.addr).await {
-            Ok(mut stream) => {
-                if i % 3 == 0 {
-                    let _ = stream.write_all(b"GET /iclock/cdata?SN=SLOW").await;
-                }
-                held.push(stream);
+    use futures::StreamExt;
+    let held: Vec<_> = futures::stream::iter(0..args.connections)
+        .map(|i| async move {
+            let mut stream = tokio::net::TcpStream::connect(args.addr).await.ok()?;
+            if i % 3 == 0 {
+                let _ = stream.write_all(b"GET /iclock/cdata?SN=SLOW").await;
             }
-            Err(_) => break,
-        }
-    }
+            Some(stream)
+        })
+        .buffer_unordered(256)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
     println!("held {}", held.len());
     let mut line = String::new();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
@@ -124,12 +126,18 @@ pub async fn run(args: AbuseBench) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let exe = std::env::current_exe()?;
     let mut gateway = Command::new(&exe)
+        // Timeouts long enough that every idle connection is held at once: the worst
+        // case, with the descriptor limit and shedding alone keeping devices served.
         .args([
             "gateway",
             "--nats",
             &server.url(),
             "--listen",
             &addr.to_string(),
+            "--head-timeout",
+            "300",
+            "--idle-timeout",
+            "300",
         ])
         .env("LEDGERCLOCK_LOG", "warn")
         .stdout(Stdio::null())

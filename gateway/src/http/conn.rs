@@ -338,8 +338,10 @@ struct Conn {
 impl Conn {
     /// Reads more into the buffer; `Ok(0)` at the end of the connection.
     async fn fill(&mut self, within: Duration) -> Result<usize, Stop> {
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(8192);
+        // Small for a connection that only waits (tens of thousands may), growing by
+        // doubling for one that sends a body.
+        if self.buf.capacity() - self.buf.len() < 512 {
+            self.buf.reserve(self.buf.len().clamp(1024, CHUNK));
         }
         match tokio::time::timeout(within, self.rd.read_buf(&mut self.buf)).await {
             Ok(Ok(n)) => Ok(n),
@@ -748,7 +750,7 @@ async fn serve_connection(
     let mut conn = Conn {
         rd,
         wr,
-        buf: BytesMut::with_capacity(2048),
+        buf: BytesMut::new(),
     };
     let limits = &shared.limits;
     // The last device POST on this connection: bytes after it that are not a request
@@ -822,103 +824,109 @@ async fn serve_connection(
                 return;
             }
         };
-        let mut head = head;
-        let device = match (shared.device_target)(&head.target) {
-            Some(target) => {
-                head.target = target;
-                true
-            }
-            None => false,
-        };
-        let framing = if late_rest {
-            Framing::UntilEnd
-        } else {
-            match framing(&head) {
-                Ok(framing) => framing,
-                Err(why) => {
-                    refuse(
-                        &mut conn,
-                        shared,
-                        StatusCode::BAD_REQUEST,
-                        &format!("{why}\n"),
-                    )
-                    .await;
-                    return;
-                }
-            }
-        };
-        if let Framing::Length(n) = framing
-            && n > limits.max_body_bytes
-        {
-            let _ = write_simple(
-                &mut conn,
-                shared,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body too large\n",
-            )
-            .await;
-            return;
+        // Boxed: a connection that only waits holds the small future above, not this.
+        match Box::pin(exchange(shared, &mut conn, peer, head, late_rest)).await {
+            Some(next) => previous = next,
+            None => return,
         }
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-        let request = match build_request(&head, rx, peer) {
-            Ok(request) => request,
-            Err(why) => {
-                refuse(
-                    &mut conn,
-                    shared,
-                    StatusCode::BAD_REQUEST,
-                    &format!("{why}\n"),
-                )
-                .await;
-                return;
-            }
-        };
-        let expect_continue = head.has_token("expect", "100-continue");
-        let handled = shared.router.clone().oneshot(request);
-        tokio::pin!(handled);
-        let (response, fed) = {
-            let feeding = feed(
-                &mut conn,
-                framing,
-                tx,
-                limits,
-                &shared.counters,
-                device,
-                expect_continue,
-            );
-            tokio::pin!(feeding);
-            let mut fed: Option<Fed> = None;
-            let response = loop {
-                tokio::select! {
-                    done = &mut feeding, if fed.is_none() => fed = Some(done),
-                    response = &mut handled => break response,
-                }
-            };
-            // A handler that answered before the body ended (an unknown device, a
-            // refused request) leaves the rest unread: the connection cannot be reused.
-            let fed = fed.or_else(|| futures::FutureExt::now_or_never(&mut feeding));
-            (response, fed.unwrap_or(Fed { reusable: false }))
-        };
-        let response = match response {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        if late_rest {
-            // Its answer was given with the first part.
-            return;
-        }
-        let keep = fed.reusable && !head.wants_close() && framing != Framing::UntilEnd;
-        if write_response(&mut conn, shared, response, keep, head.method == "HEAD")
-            .await
-            .is_err()
-            || !keep
-        {
-            let _ = conn.wr.shutdown().await;
-            linger(&mut conn).await;
-            return;
-        }
-        previous = (device && head.method == "POST").then_some(head);
     }
+}
+
+/// One request on a connection, from its head to its answer: `None` when the connection
+/// ends here; otherwise the head to read further bytes against when it was a device
+/// POST (bytes after its body that are not a request are the rest of that body).
+async fn exchange(
+    shared: &Shared,
+    conn: &mut Conn,
+    peer: SocketAddr,
+    head: Head,
+    late_rest: bool,
+) -> Option<Option<Head>> {
+    let limits = &shared.limits;
+    let mut head = head;
+    let device = match (shared.device_target)(&head.target) {
+        Some(target) => {
+            head.target = target;
+            true
+        }
+        None => false,
+    };
+    let framing = if late_rest {
+        Framing::UntilEnd
+    } else {
+        match framing(&head) {
+            Ok(framing) => framing,
+            Err(why) => {
+                refuse(conn, shared, StatusCode::BAD_REQUEST, &format!("{why}\n")).await;
+                return None;
+            }
+        }
+    };
+    if let Framing::Length(n) = framing
+        && n > limits.max_body_bytes
+    {
+        let _ = write_simple(
+            conn,
+            shared,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body too large\n",
+        )
+        .await;
+        return None;
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let request = match build_request(&head, rx, peer) {
+        Ok(request) => request,
+        Err(why) => {
+            refuse(conn, shared, StatusCode::BAD_REQUEST, &format!("{why}\n")).await;
+            return None;
+        }
+    };
+    let expect_continue = head.has_token("expect", "100-continue");
+    let handled = shared.router.clone().oneshot(request);
+    tokio::pin!(handled);
+    let (response, fed) = {
+        let feeding = feed(
+            conn,
+            framing,
+            tx,
+            limits,
+            &shared.counters,
+            device,
+            expect_continue,
+        );
+        tokio::pin!(feeding);
+        let mut fed: Option<Fed> = None;
+        let response = loop {
+            tokio::select! {
+                done = &mut feeding, if fed.is_none() => fed = Some(done),
+                response = &mut handled => break response,
+            }
+        };
+        // A handler that answered before the body ended (an unknown device, a
+        // refused request) leaves the rest unread: the connection cannot be reused.
+        let fed = fed.or_else(|| futures::FutureExt::now_or_never(&mut feeding));
+        (response, fed.unwrap_or(Fed { reusable: false }))
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    if late_rest {
+        // Its answer was given with the first part.
+        return None;
+    }
+    let keep = fed.reusable && !head.wants_close() && framing != Framing::UntilEnd;
+    if write_response(conn, shared, response, keep, head.method == "HEAD")
+        .await
+        .is_err()
+        || !keep
+    {
+        let _ = conn.wr.shutdown().await;
+        linger(conn).await;
+        return None;
+    }
+    Some((device && head.method == "POST").then_some(head))
 }
 
 /// After an answer that closes the connection before its body was read (an unknown
