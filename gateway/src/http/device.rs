@@ -303,13 +303,77 @@ impl Gateway {
     }
 }
 
+/// The device a request comes from, resolved before the handler runs: a bound device
+/// and the request's parameters; an unknown one is answered 403 (and recorded), a
+/// ledger that cannot answer 503, and the handler never sees it.
+#[derive(Debug)]
+pub struct Bound {
+    pub params: Params,
+    pub binding: Binding,
+    pub uri: Uri,
+}
+
+impl axum::extract::FromRequestParts<Gateway> for Bound {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        gw: &Gateway,
+    ) -> Result<Self, Response> {
+        let (params, uri, peer) = request_of(parts);
+        let binding = gw.device(&params, &uri, peer).await?;
+        Ok(Self {
+            params,
+            binding,
+            uri,
+        })
+    }
+}
+
+/// A device polling for its commands or posting their results: a bound device, or one
+/// its tenant unbound (it still gets its `CLEAR DATA`); unknown ones are refused.
+#[derive(Debug)]
+pub struct Polling {
+    pub params: Params,
+    pub tenant: TenantId,
+    pub sn: DeviceSn,
+    pub binding: Option<Binding>,
+}
+
+impl axum::extract::FromRequestParts<Gateway> for Polling {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        gw: &Gateway,
+    ) -> Result<Self, Response> {
+        let (params, uri, peer) = request_of(parts);
+        let (tenant, sn, binding) = gw.command_target(&params, &uri, peer).await?;
+        Ok(Self {
+            params,
+            tenant,
+            sn,
+            binding,
+        })
+    }
+}
+
+/// A request's parameters, target and peer (which the connection layer always sets).
+fn request_of(parts: &axum::http::request::Parts) -> (Params, Uri, SocketAddr) {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    (params(&parts.uri), parts.uri.clone(), peer)
+}
+
 /// `GET /iclock/cdata`: the handshake (or, with `type=time`, the time).
-pub async fn handshake(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
-    let p = params(&uri);
-    let binding = match gw.device(&p, &uri, peer).await {
-        Ok(binding) => binding,
-        Err(response) => return response,
-    };
+pub async fn handshake(
+    State(gw): State<Gateway>,
+    Bound {
+        params: p, binding, ..
+    }: Bound,
+) -> Response {
     let now = gw.now();
     let offset = offset_seconds(&binding, now);
     if p.get("type")
@@ -380,12 +444,12 @@ pub async fn handshake(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: 
 
 /// `GET /iclock/rtdata?type=time` (Security PUSH; some firmware says `rttime`): the
 /// time as ZKTeco-encoded UTC seconds, and the zone's offset.
-pub async fn rtdata(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
-    let p = params(&uri);
-    let binding = match gw.device(&p, &uri, peer).await {
-        Ok(binding) => binding,
-        Err(response) => return response,
-    };
+pub async fn rtdata(
+    State(gw): State<Gateway>,
+    Bound {
+        params: p, binding, ..
+    }: Bound,
+) -> Response {
     let kind = p.get("type").unwrap_or("");
     if !(kind.eq_ignore_ascii_case("time") || kind.eq_ignore_ascii_case("rttime")) {
         return (StatusCode::NOT_FOUND, "unknown rtdata type\n").into_response();
@@ -445,12 +509,12 @@ pub async fn registry(
 }
 
 /// `GET|POST /iclock/push`: a Security-PUSH device's configuration.
-pub async fn push(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
-    let p = params(&uri);
-    let binding = match gw.device(&p, &uri, peer).await {
-        Ok(binding) => binding,
-        Err(response) => return response,
-    };
+pub async fn push(
+    State(gw): State<Gateway>,
+    Bound {
+        params: p, binding, ..
+    }: Bound,
+) -> Response {
     gw.inner.seen.remember_dialect(&binding.sn, Dialect::Access);
     let registered =
         match registration::ensure(gw.ledger(), &binding, "acc", &Default::default(), gw.now())
@@ -472,12 +536,12 @@ pub async fn push(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) 
 
 /// `GET|POST /iclock/ping`: a device keeping its connection alive during a long upload.
 /// `OK` only while uploads can be stored: a device that hears 503 holds its records.
-pub async fn ping(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
-    let p = params(&uri);
-    let binding = match gw.device(&p, &uri, peer).await {
-        Ok(binding) => binding,
-        Err(response) => return response,
-    };
+pub async fn ping(
+    State(gw): State<Gateway>,
+    Bound {
+        params: p, binding, ..
+    }: Bound,
+) -> Response {
     match gw.healthy().await {
         Ok(()) => {
             gw.note_status(&binding.tenant, &binding.sn, Some(&binding), said_in(&p))
@@ -495,15 +559,13 @@ pub async fn ping(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) 
 /// Stored (or deliberately ignored, counted and logged) before it is answered.
 pub async fn upload(
     State(gw): State<Gateway>,
-    ConnectInfo(peer): Peer,
-    uri: Uri,
+    Bound {
+        params: p,
+        binding,
+        uri,
+    }: Bound,
     body: Body,
 ) -> Response {
-    let p = params(&uri);
-    let binding = match gw.device(&p, &uri, peer).await {
-        Ok(binding) => binding,
-        Err(response) => return response,
-    };
     if !gw.connected() {
         // Nothing can be stored now: the device keeps its records and sends them again.
         return unavailable();
@@ -739,12 +801,15 @@ fn kept_events(
 
 /// `GET /iclock/getrequest`: the commands waiting for the device, as many as one reply
 /// may carry.
-pub async fn get_request(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
-    let p = params(&uri);
-    let (tenant, sn, binding) = match gw.command_target(&p, &uri, peer).await {
-        Ok(target) => target,
-        Err(response) => return response,
-    };
+pub async fn get_request(
+    State(gw): State<Gateway>,
+    Polling {
+        params: p,
+        tenant,
+        sn,
+        binding,
+    }: Polling,
+) -> Response {
     let said = match p.get("INFO") {
         Some(info) => Status::from_info_param(info).merged(&said_in(&p)),
         None => said_in(&p),
@@ -816,15 +881,14 @@ pub async fn get_request(State(gw): State<Gateway>, ConnectInfo(peer): Peer, uri
 /// `key=value` lines are the device's status.
 pub async fn device_cmd(
     State(gw): State<Gateway>,
-    ConnectInfo(peer): Peer,
-    uri: Uri,
+    Polling {
+        tenant,
+        sn,
+        binding,
+        ..
+    }: Polling,
     body: Body,
 ) -> Response {
-    let p = params(&uri);
-    let (tenant, sn, binding) = match gw.command_target(&p, &uri, peer).await {
-        Ok(target) => target,
-        Err(response) => return response,
-    };
     let Ok(body) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "results too large\n").into_response();
     };
