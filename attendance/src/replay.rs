@@ -123,6 +123,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
                 from: d.from,
                 to: d.to,
                 explain: d.explain,
+                // Today's days are in progress, as the clock stands.
+                now: Some(chrono::Utc::now()),
             },
             format,
             &mut out,

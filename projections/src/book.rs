@@ -62,6 +62,74 @@ pub struct Book {
     approvals: HashMap<PersonId, Vec<Approval>>,
     calibrations: HashMap<PersonId, Vec<Calibration>>,
     raw: RawRecords,
+    /// Where each fact came from, by stream sequence, for explanations.
+    origins: HashMap<u64, Origin>,
+    /// (rule, version) → the sequence that defined it.
+    rule_origins: HashMap<(RuleId, u32), u64>,
+}
+
+/// The event a fact came from: what an explanation names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Origin {
+    pub sequence: u64,
+    pub event_id: String,
+    pub kind: String,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl Origin {
+    pub fn of(sequence: u64, envelope: &Envelope) -> Self {
+        Self {
+            sequence,
+            event_id: envelope.event_id.to_string(),
+            kind: envelope.event.kind().to_string(),
+            actor: actor_label(&envelope.actor),
+            recorded_at: envelope.recorded_at,
+        }
+    }
+}
+
+/// What a person's date is: outside employment, employed with no rule, or judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DayOutcome {
+    NotEmployed,
+    NoRule {
+        department_id: DepartmentId,
+    },
+    Judged {
+        department_id: DepartmentId,
+        judged: Box<Judged>,
+    },
+}
+
+/// Who a stored punch may belong to: a badge number's holders, or a named person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Holder {
+    Badge(BadgeNumber),
+    Person(PersonId),
+}
+
+impl Holder {
+    /// The holder a punch is filed under.
+    pub fn of(p: &Punch) -> Option<Holder> {
+        match (&p.person_id, &p.badge_number) {
+            (Some(id), _) => Some(Holder::Person(id.clone())),
+            (None, Some(b)) => Some(Holder::Badge(b.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A person as rows show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PersonInfo {
+    pub person_id: PersonId,
+    pub name: String,
+    pub department_id: DepartmentId,
+    pub badge_number: Option<BadgeNumber>,
+    pub hired_on: NaiveDate,
+    pub left_on: Option<NaiveDate>,
 }
 
 /// Why a person cannot punch on a date.
@@ -85,6 +153,8 @@ pub struct DailyQuery {
     /// Inclusive; default: the dates of the first and last punch.
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// The clock: days not over by then are in progress. `None`: every day is over.
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// A daily report row: who, and their judged day.
@@ -145,9 +215,20 @@ impl Book {
     /// Folds one event (`sequence` is its stream sequence, the checkpoint).
     pub fn apply(&mut self, sequence: u64, envelope: &Envelope) {
         self.raw.apply(sequence, envelope);
-        self.order += 1;
-        let order = self.order;
+        self.apply_facts(sequence, envelope);
+    }
+
+    /// Folds one event into the facts the judge reads, leaving punches out (a projection
+    /// worker keeps those in its store). Facts are ordered by stream sequence, so folding
+    /// only the fact subjects of a stream gives the same book as folding all of it.
+    pub fn apply_facts(&mut self, sequence: u64, envelope: &Envelope) {
+        self.order = self.order.max(sequence);
+        let order = sequence;
         let at = envelope.occurred_at;
+        if envelope.event.aggregate().kind.holds_facts() {
+            self.origins
+                .insert(sequence, Origin::of(sequence, envelope));
+        }
         match &envelope.event {
             Event::DepartmentDefined(e) => {
                 self.departments.insert(
@@ -220,6 +301,8 @@ impl Book {
                     .push((at, order, e.person_id.clone()));
             }
             Event::RuleVersionDefined(e) => {
+                self.rule_origins
+                    .insert((e.rule_id.clone(), e.version), sequence);
                 let versions = self.rules.entry(e.rule_id.clone()).or_default();
                 versions.retain(|v| v.version != e.version);
                 versions.push(e.clone());
@@ -264,9 +347,11 @@ impl Book {
                         calibration: e.clone(),
                         actor: actor_label(&envelope.actor),
                         at: envelope.recorded_at,
+                        sequence,
                     });
             }
             Event::LeaveApproved(e) => self.approve(
+                sequence,
                 &e.person_id,
                 &e.approval_id,
                 ApprovalKind::Leave {
@@ -275,15 +360,23 @@ impl Book {
                 &e.span,
             ),
             Event::BusinessTripApproved(e) => self.approve(
+                sequence,
                 &e.person_id,
                 &e.approval_id,
                 ApprovalKind::BusinessTrip,
                 &e.span,
             ),
             Event::OutingApproved(e) => {
-                self.approve(&e.person_id, &e.approval_id, ApprovalKind::Outing, &e.span)
+                self.approve(
+                    sequence,
+                    &e.person_id,
+                    &e.approval_id,
+                    ApprovalKind::Outing,
+                    &e.span,
+                )
             }
             Event::OvertimeApproved(e) => self.approve(
+                sequence,
                 &e.person_id,
                 &e.approval_id,
                 ApprovalKind::Overtime,
@@ -329,6 +422,7 @@ impl Book {
 
     fn approve(
         &mut self,
+        sequence: u64,
         person: &PersonId,
         id: &schemas::ids::ApprovalId,
         kind: ApprovalKind,
@@ -340,6 +434,7 @@ impl Book {
                 approval_id: id.clone(),
                 kind,
                 span: Span::new(span.start, span.end),
+                sequence,
             });
         }
     }
@@ -540,6 +635,7 @@ impl Book {
         rule: &RuleVersionDefined,
         date: NaiveDate,
         zone: Tz,
+        punches: &[&Punch],
     ) -> DayPlan {
         let starts_at = match &rule.kind {
             RuleKind::Free(f) => f.day_starts_at,
@@ -633,7 +729,7 @@ impl Book {
                 Some(None) => {}
                 None => {
                     if s.unscheduled == Unscheduled::SelfSchedule
-                        && let Some((r, day)) = self.nearest_shift(person, &s.shifts, date, zone)
+                        && let Some((r, day)) = self.nearest_shift(punches, &s.shifts, date, zone)
                     {
                         plan.day_type = DayType::Workday;
                         plan.work = Work::Sections {
@@ -651,7 +747,7 @@ impl Book {
     /// calendar day.
     fn nearest_shift(
         &self,
-        person: &PersonId,
+        punches: &[&Punch],
         shifts: &[ShiftId],
         date: NaiveDate,
         zone: Tz,
@@ -661,18 +757,16 @@ impl Book {
         let end = time::at(zone, next, NaiveTime::MIN);
         // The person punched this calendar day; the next morning may hold a night
         // shift's off punch.
-        if !self
-            .punches()
-            .any(|p| start <= p.instant && p.instant < end && self.person_of(p) == Some(person))
+        if !punches
+            .iter()
+            .any(|p| start <= p.instant && p.instant < end)
         {
             return None;
         }
         let horizon = end + Duration::hours(12);
-        let punched: Vec<_> = self
-            .punches()
-            .filter(|p| {
-                start <= p.instant && p.instant < horizon && self.person_of(p) == Some(person)
-            })
+        let punched: Vec<_> = punches
+            .iter()
+            .filter(|p| start <= p.instant && p.instant < horizon)
             .map(|p| p.instant)
             .collect();
         let nearest =
@@ -706,9 +800,17 @@ impl Book {
         }
     }
 
-    fn plan_for(&self, person: &PersonId, p: &Person, date: NaiveDate) -> DayPlan {
+    fn plan_for(
+        &self,
+        person: &PersonId,
+        p: &Person,
+        date: NaiveDate,
+        punches: &[&Punch],
+    ) -> DayPlan {
         match self.rule_of(person, Self::department_on(p, date), date) {
-            Some(rule) if Self::employed(p, date) => self.plan(person, rule, date, rule.zone.tz()),
+            Some(rule) if Self::employed(p, date) => {
+                self.plan(person, rule, date, rule.zone.tz(), punches)
+            }
             _ => Self::off_plan(date),
         }
     }
@@ -771,7 +873,267 @@ impl Book {
         Some((lo?, hi?))
     }
 
-    /// Judges every (person, date) the query names that falls under a rule.
+    /// The instants whose punches can bear on a person's `date` (the day's own, its
+    /// neighbours' for where it begins and ends, a night shift's morning): what a caller
+    /// hands [`Book::judge_day`]. `None` when the person has no rule that day.
+    pub fn punch_window(&self, person: &PersonId, date: NaiveDate) -> Option<Span> {
+        let p = self.people.get(person)?;
+        let rule = self
+            .rule_of(person, Self::department_on(p, date), date)
+            .filter(|_| Self::employed(p, date))?;
+        Some(Self::window(rule.zone.tz(), date))
+    }
+
+    fn window(zone: Tz, date: NaiveDate) -> Span {
+        Span::new(
+            time::at(zone, date - Duration::days(2), NaiveTime::MIN),
+            time::at(zone, date + Duration::days(3), NaiveTime::MIN),
+        )
+    }
+
+    /// Judges one person's date from the punches given (the person's, in
+    /// [`Book::punch_window`]; any order) and the previous day's `late_out_s` (its
+    /// [`Judged::late_out_s`], `None` if it had no rule): a day needs nothing else from
+    /// its neighbours, so a stored neighbour is as good as a judged one.
+    pub fn judge_day(
+        &self,
+        person: &PersonId,
+        date: NaiveDate,
+        punches: &[&Punch],
+        late_out_s: Option<i64>,
+        now: Option<DateTime<Utc>>,
+    ) -> DayOutcome {
+        let Some(p) = self.people.get(person) else {
+            return DayOutcome::NotEmployed;
+        };
+        if !Self::employed(p, date) {
+            return DayOutcome::NotEmployed;
+        }
+        let department_id = Self::department_on(p, date).clone();
+        let Some(rule) = self.rule_of(person, &department_id, date) else {
+            return DayOutcome::NoRule { department_id };
+        };
+        let mut punches: Vec<&Punch> = punches.to_vec();
+        punches.sort_by_key(|p| (p.instant, p.punch_id));
+        let zone = rule.zone.tz();
+        let window = Self::window(zone, date);
+        let lo = punches.partition_point(|p| p.instant < window.start);
+        let hi = punches.partition_point(|p| p.instant < window.end);
+        let punches = &punches[lo..hi];
+        let (Some(yesterday), Some(tomorrow)) = (date.pred_opt(), date.succ_opt()) else {
+            return DayOutcome::NotEmployed;
+        };
+        let previous = self.plan_for(person, p, yesterday, punches);
+        let this = self.plan(person, rule, date, zone, punches);
+        let next = self.plan_for(person, p, tomorrow, punches);
+        let near_approvals: Vec<Approval> = self
+            .approvals
+            .get(person)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.span.overlap(&window).is_some())
+            .cloned()
+            .collect();
+        let todays: Vec<Calibration> = self
+            .calibrations
+            .get(person)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.calibration.date == date)
+            .cloned()
+            .collect();
+        let rule_ref = RuleRef {
+            rule_id: rule.rule_id.clone(),
+            version: rule.version,
+            name: rule.name.clone(),
+        };
+        let judged = judge::judge(&Day {
+            zone,
+            rule: &rule_ref,
+            options: &rule.options,
+            previous: &previous,
+            plan: &this,
+            next: &next,
+            punches,
+            approvals: &near_approvals,
+            calibrations: &todays,
+            late_out_s,
+            now,
+        });
+        DayOutcome::Judged {
+            department_id,
+            judged: Box::new(judged),
+        }
+    }
+
+    /// The facts behind a judged day, by stream sequence: its rule version, the
+    /// memberships and schedules in force, approvals and calibrations (punches name
+    /// their own events).
+    pub fn origins_of(&self, person: &PersonId, judged: &Judged) -> Vec<&Origin> {
+        let mut seqs: Vec<u64> = Vec::new();
+        if let Some(s) = self
+            .rule_origins
+            .get(&(judged.rule.rule_id.clone(), judged.rule.version))
+        {
+            seqs.push(*s);
+        }
+        for (order, m) in &self.memberships {
+            if m.rule_id == judged.rule.rule_id && m.effective_from <= judged.date {
+                seqs.push(*order);
+            }
+        }
+        if let Some((order, _, _)) = self.schedule.get(&(person.clone(), judged.date)) {
+            seqs.push(*order);
+        }
+        if let Some(list) = self.cycle_assignments.get(person) {
+            seqs.extend(
+                list.iter()
+                    .filter(|(_, a)| {
+                        a.from <= judged.date && a.until.is_none_or(|u| judged.date <= u)
+                    })
+                    .map(|(o, _)| *o),
+            );
+        }
+        for a in self.approvals.get(person).into_iter().flatten() {
+            if a.span.overlap(&judged.owned).is_some() {
+                seqs.push(a.sequence);
+            }
+        }
+        for c in self.calibrations.get(person).into_iter().flatten() {
+            if c.calibration.date == judged.date {
+                seqs.push(c.sequence);
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.iter().filter_map(|s| self.origins.get(s)).collect()
+    }
+
+    /// The holders a person's punches may be filed under: every badge number they ever
+    /// held, and their own id.
+    pub fn holders(&self, person: &PersonId) -> Vec<Holder> {
+        let mut out = vec![Holder::Person(person.clone())];
+        for (badge, list) in &self.badges {
+            if list.iter().any(|(_, _, p)| p == person) {
+                out.push(Holder::Badge(badge.clone()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The people who ever held `badge`.
+    pub fn badge_holders(&self, badge: &BadgeNumber) -> Vec<PersonId> {
+        let mut out: Vec<PersonId> = self
+            .badges
+            .get(badge)
+            .into_iter()
+            .flatten()
+            .map(|(_, _, p)| p.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every person, by id.
+    pub fn people(&self) -> impl Iterator<Item = PersonInfo> + '_ {
+        self.people.keys().filter_map(|id| self.person(id))
+    }
+
+    pub fn person(&self, id: &PersonId) -> Option<PersonInfo> {
+        let p = self.people.get(id)?;
+        let badge = self
+            .badges
+            .iter()
+            .filter_map(|(b, list)| {
+                list.iter()
+                    .filter(|(_, _, holder)| holder == id)
+                    .map(|(from, order, _)| (*from, *order))
+                    .max()
+                    .map(|k| (k, b))
+            })
+            .max()
+            .map(|(_, b)| b.clone());
+        Some(PersonInfo {
+            person_id: id.clone(),
+            name: p.name.clone(),
+            department_id: p
+                .departments
+                .last()
+                .map(|(_, d)| d.clone())
+                .expect("a person is hired into a department"),
+            badge_number: badge,
+            hired_on: p.hired_on,
+            left_on: p.left_on,
+        })
+    }
+
+    /// A department's name and parent.
+    pub fn department(&self, id: &DepartmentId) -> Option<(&str, Option<&DepartmentId>)> {
+        self.departments
+            .get(id)
+            .map(|d| (d.name.as_str(), d.parent.as_ref()))
+    }
+
+    pub fn departments(&self) -> impl Iterator<Item = &DepartmentId> {
+        self.departments.keys()
+    }
+
+    pub fn department_name(&self, id: &DepartmentId) -> String {
+        self.departments
+            .get(id)
+            .map_or_else(|| id.to_string(), |d| d.name.clone())
+    }
+
+    /// Whether `dept` is `under` or below it.
+    pub fn is_under(&self, dept: &DepartmentId, under: &DepartmentId) -> bool {
+        self.in_department(dept, under)
+    }
+
+    /// A person's department on a date.
+    pub fn department_of(&self, person: &PersonId, date: NaiveDate) -> Option<&DepartmentId> {
+        self.people
+            .get(person)
+            .map(|p| Self::department_on(p, date))
+    }
+
+    /// The first date a person is employed under some rule's membership (where their
+    /// days begin), if any.
+    pub fn first_day(&self, person: &PersonId) -> Option<NaiveDate> {
+        let p = self.people.get(person)?;
+        let first_rule = self
+            .memberships
+            .iter()
+            .map(|(_, m)| m.effective_from)
+            .min()?;
+        Some(first_rule.max(p.hired_on))
+    }
+
+    /// The zone a person's days are counted in on `date` (their rule's), else UTC.
+    pub fn zone_of(&self, person: &PersonId, date: NaiveDate) -> Tz {
+        self.people
+            .get(person)
+            .and_then(|p| self.rule_of(person, Self::department_on(p, date), date))
+            .map_or(chrono_tz::UTC, |r| r.zone.tz())
+    }
+
+    /// When a rule version, if defined, takes effect.
+    pub fn version_from(&self, rule: &RuleId, version: u32) -> Option<NaiveDate> {
+        self.rules
+            .get(rule)?
+            .iter()
+            .find(|v| v.version == version)
+            .map(|v| v.effective_from)
+    }
+
+    /// The latest sequence folded.
+    pub fn sequence(&self) -> u64 {
+        self.order
+    }
+
+    /// Judges every (person, date) the query names that falls under a rule, from the
+    /// punches in this book. Late-out, late-in is carried from the day before `from`.
     pub fn daily(&self, q: &DailyQuery) -> Vec<DailyReport> {
         let Some((from, to)) = (match (q.from, q.to, self.punch_dates()) {
             (Some(f), Some(t), _) => Some((f, t)),
@@ -789,100 +1151,52 @@ impl Book {
             if !q.people.is_empty() && !q.people.contains(id) {
                 continue;
             }
-            let to_date = to;
             if let Some(d) = &q.department
                 && !person
                     .departments
                     .iter()
-                    .any(|(from, dept)| *from <= to_date && self.in_department(dept, d))
+                    .any(|(f, dept)| *f <= to && self.in_department(dept, d))
             {
                 continue;
             }
             let punches = by_person.get(id).unwrap_or(&none);
-            let approvals = self
-                .approvals
-                .get(id)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let calibrations = self
-                .calibrations
-                .get(id)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-
             // Start a day early: its last off punch decides late-out, late-in.
             let Some(mut date) = from.pred_opt() else {
                 continue;
             };
-            let mut previous = self.plan_for(id, person, date.pred_opt().unwrap_or(date));
-            let mut this = self.plan_for(id, person, date);
             let mut late_out_s = None;
             while date <= to {
-                let Some(next_date) = date.succ_opt() else {
+                let window = self
+                    .punch_window(id, date)
+                    .unwrap_or_else(|| Self::window(chrono_tz::UTC, date));
+                let lo = punches.partition_point(|p| p.instant < window.start);
+                let hi = punches.partition_point(|p| p.instant < window.end);
+                match self.judge_day(id, date, &punches[lo..hi], late_out_s, q.now) {
+                    DayOutcome::Judged {
+                        department_id,
+                        judged,
+                    } => {
+                        late_out_s = judged.late_out_s;
+                        let in_filter = q
+                            .department
+                            .as_ref()
+                            .is_none_or(|d| self.in_department(&department_id, d));
+                        if date >= from && in_filter {
+                            out.push(DailyReport {
+                                person_id: id.clone(),
+                                person: person.name.clone(),
+                                department: self.department_name(&department_id),
+                                department_id,
+                                day: *judged,
+                            });
+                        }
+                    }
+                    DayOutcome::NotEmployed | DayOutcome::NoRule { .. } => late_out_s = None,
+                }
+                let Some(next) = date.succ_opt() else {
                     break;
                 };
-                let next = self.plan_for(id, person, next_date);
-                let department_id = Self::department_on(person, date);
-                let rule = self
-                    .rule_of(id, department_id, date)
-                    .filter(|_| Self::employed(person, date));
-                if let Some(rule) = rule {
-                    let zone = rule.zone.tz();
-                    let window = Span::new(
-                        time::at(zone, date - Duration::days(2), NaiveTime::MIN),
-                        time::at(zone, date + Duration::days(3), NaiveTime::MIN),
-                    );
-                    let lo = punches.partition_point(|p| p.instant < window.start);
-                    let hi = punches.partition_point(|p| p.instant < window.end);
-                    let near_approvals: Vec<Approval> = approvals
-                        .iter()
-                        .filter(|a| a.span.overlap(&window).is_some())
-                        .cloned()
-                        .collect();
-                    let todays: Vec<Calibration> = calibrations
-                        .iter()
-                        .filter(|c| c.calibration.date == date)
-                        .cloned()
-                        .collect();
-                    let rule_ref = RuleRef {
-                        rule_id: rule.rule_id.clone(),
-                        version: rule.version,
-                        name: rule.name.clone(),
-                    };
-                    let judged = judge::judge(&Day {
-                        zone,
-                        rule: &rule_ref,
-                        options: &rule.options,
-                        previous: &previous,
-                        plan: &this,
-                        next: &next,
-                        punches: &punches[lo..hi],
-                        approvals: &near_approvals,
-                        calibrations: &todays,
-                        late_out_s,
-                    });
-                    late_out_s = judged.late_out_s;
-                    let in_filter = q
-                        .department
-                        .as_ref()
-                        .is_none_or(|d| self.in_department(department_id, d));
-                    if date >= from && in_filter {
-                        out.push(DailyReport {
-                            person_id: id.clone(),
-                            person: person.name.clone(),
-                            department_id: department_id.clone(),
-                            department: self
-                                .departments
-                                .get(department_id)
-                                .map_or_else(|| department_id.to_string(), |d| d.name.clone()),
-                            day: judged,
-                        });
-                    }
-                } else {
-                    late_out_s = None;
-                }
-                previous = std::mem::replace(&mut this, next);
-                date = next_date;
+                date = next;
             }
         }
         out

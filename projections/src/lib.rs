@@ -14,9 +14,12 @@
 
 pub mod book;
 pub mod calendar;
+pub mod fold;
 pub mod geo;
 pub mod judge;
 pub mod raw;
 pub mod render;
+pub mod store;
 mod table;
 pub mod time;
+pub mod views;

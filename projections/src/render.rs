@@ -29,6 +29,8 @@ pub struct DailyArgs {
     pub to: Option<NaiveDate>,
     /// Table format: each day's slots, punches and calibrations under its row.
     pub explain: bool,
+    /// The clock: days not over by then are in progress (`None`: all are over).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,6 +204,7 @@ pub fn daily(
         department: a.department.as_deref().map(DepartmentId::new),
         from: a.from,
         to: a.to,
+        now: a.now,
     };
     let reports = book.daily(&query);
     match format {

@@ -39,7 +39,9 @@ pub struct DayPlan {
     pub work: Work,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DayType {
     Workday,
@@ -80,6 +82,9 @@ pub struct Approval {
     pub approval_id: ApprovalId,
     pub kind: ApprovalKind,
     pub span: Span,
+    /// The stream sequence of the approving event.
+    #[serde(skip)]
+    pub sequence: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,6 +102,9 @@ pub struct Calibration {
     pub calibration: CalibrationApplied,
     pub actor: String,
     pub at: DateTime<Utc>,
+    /// The stream sequence of the calibrating event.
+    #[serde(skip)]
+    pub sequence: u64,
 }
 
 /// Everything the judge needs about one person's day.
@@ -115,6 +123,9 @@ pub struct Day<'a> {
     /// How long after its scheduled end the previous day's last off punch was (for
     /// late-out, late-in); `None` when it was not a workday or had no off punch.
     pub late_out_s: Option<i64>,
+    /// The clock, for a day that may not have ended: its open slots wait (status
+    /// `pending`) and it is not absent yet. `None` judges every day as over.
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// A day as reports show it.
@@ -128,6 +139,8 @@ pub struct Judged {
     pub shift: Option<ShiftRef>,
     /// The instants the day owns: its punches are the ones in here.
     pub owned: Span,
+    /// The clock stood before the end of `owned`: the verdicts are provisional.
+    pub in_progress: bool,
     pub sections: Vec<SectionReport>,
     pub earliest: Option<NaiveDateTime>,
     pub latest: Option<NaiveDateTime>,
@@ -190,6 +203,8 @@ pub enum Status {
     Outing,
     Rest,
     Holiday,
+    /// The slot or day has not ended: its punches can still come.
+    Pending,
 }
 
 impl Status {
@@ -208,6 +223,7 @@ impl Status {
             Status::Outing => "outing",
             Status::Rest => "rest",
             Status::Holiday => "holiday",
+            Status::Pending => "in progress",
         }
     }
 }
@@ -553,6 +569,7 @@ pub fn judge(day: &Day<'_>) -> Judged {
             _ => None,
         },
         owned,
+        in_progress: day.now.is_some_and(|now| now < owned.end),
         sections,
         earliest,
         latest,

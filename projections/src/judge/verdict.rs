@@ -179,8 +179,11 @@ impl Ctx<'_> {
         let mut absent = Tally::default();
         let covered_by: Vec<Status> = cover.iter().map(|a| cover_status(&a.kind)).collect();
         let mut status = Vec::new();
+        let open = self.day.now.is_some_and(|now| now < self.owned.end);
         if punches.is_empty() {
-            if covered_by.is_empty() {
+            if open && covered_by.is_empty() {
+                status.push(Status::Pending);
+            } else if covered_by.is_empty() {
                 absent.add(standard);
                 exceptions.absent = absent;
                 status.push(Status::Absent);
@@ -198,7 +201,9 @@ impl Ctx<'_> {
                 }
             }
             status = exceptions.statuses();
-            if status.is_empty() {
+            if open {
+                status.push(Status::Pending);
+            } else if status.is_empty() {
                 status.push(Status::Normal);
             }
         }
@@ -243,6 +248,7 @@ impl Ctx<'_> {
         let mut shift = Duration::zero();
         let mut late_out_s = None;
         let mut past_end_s = None;
+        let mut any_open = false;
 
         for (i, p) in placed.iter().enumerate() {
             let lo = if i == 0 {
@@ -260,6 +266,9 @@ impl Ctx<'_> {
                 .filter(|s| lo <= s.at() && s.at() < hi)
                 .collect();
             let (on, off) = pick(p, &region);
+            // A section whose punches can still come: its slots wait, unjudged.
+            let open = self.day.now.is_some_and(|now| now < hi);
+            any_open |= open;
 
             // With leave in the section, a rest next to it is not work either: leave
             // until lunch expects the person back after lunch.
@@ -310,6 +319,7 @@ impl Ctx<'_> {
                 late_tolerance
             };
             let on_slot = match on {
+                None if open && cover_on.is_none() => self.slot(Status::Pending, 0, None),
                 None => self.slot(cover_on.unwrap_or(Status::MissingPunch), 0, None),
                 Some(s) => {
                     let by = (s.at() - expected_on).num_seconds();
@@ -334,6 +344,16 @@ impl Ctx<'_> {
                 expected_off += shift;
             }
             let off_slot = match off {
+                // The last punch so far may not be the last of the section.
+                _ if open && cover_off.is_none() => {
+                    if let Some(s) = off
+                        && i == last
+                    {
+                        past_end_s = Some((s.at() - expected_off).num_seconds());
+                        late_out_s = Some((s.at() - p.off).num_seconds());
+                    }
+                    self.slot(Status::Pending, 0, off)
+                }
                 None if day.off_punch_required => {
                     self.slot(cover_off.unwrap_or(Status::MissingPunch), 0, None)
                 }
@@ -370,7 +390,7 @@ impl Ctx<'_> {
         }
 
         let mut absent = Tally::default();
-        if any_uncovered && !any_punched {
+        if any_uncovered && !any_punched && !any_open {
             absent.add(absent_s);
         }
         let mut reading = Reading {
@@ -498,7 +518,13 @@ impl Reading {
             e.absent = self.absent;
         }
         let mut status = e.statuses();
-        if status.is_empty() && !self.fully_covered {
+        let pending = self
+            .slots
+            .iter()
+            .any(|(on, off)| on.status == Status::Pending || off.status == Status::Pending);
+        if pending {
+            status.push(Status::Pending);
+        } else if status.is_empty() && !self.fully_covered {
             status.push(Status::Normal);
         }
         for c in distinct(&self.covered_by) {

@@ -1,2 +1,3 @@
 mod fixtures;
+mod fold_laws;
 mod properties;

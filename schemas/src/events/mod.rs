@@ -132,6 +132,29 @@ impl AggregateKind {
         }
     }
 
+    /// Kinds whose events are the facts reports are judged by (organisation, rules,
+    /// schedules, calendars, approvals, calibrations), as opposed to punches and the
+    /// devices' own traffic.
+    pub fn holds_facts(self) -> bool {
+        match self {
+            Self::Department
+            | Self::Person
+            | Self::Rule
+            | Self::Shift
+            | Self::Schedule
+            | Self::Cycle
+            | Self::Calendar => true,
+            Self::Device
+            | Self::DeviceCommands
+            | Self::DeviceStatus
+            | Self::Punches
+            | Self::Reupload
+            | Self::DeviceCursor
+            | Self::DeviceRegistration
+            | Self::DeviceLog => false,
+        }
+    }
+
     pub fn from_token(token: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.token() == token)
     }

@@ -1,0 +1,850 @@
+//! The projection fold: events and the clock in, view changes out. Pure: it reads a
+//! store through [`Through`], keeps each tenant's facts (a [`Book`] without punches) in
+//! memory, and returns the [`Changes`] a batch makes, checkpoint included, for the
+//! caller to commit atomically. A worker runs it over sled; the laws run it over
+//! [`crate::store::MemStore`].
+//!
+//! What an event re-judges (and nothing else):
+//! - a punch: its person's days from two before its date to one after (a day's plan
+//!   reaches its neighbours' boundaries and a self-scheduled shift's morning);
+//! - an approval: the days its span touches; a calibration: its day; a schedule or swap:
+//!   its dates and their neighbours; a cycle assignment: the person from its start;
+//! - a hire, leave, rejoin or transfer: the person from its date; a badge number: every
+//!   holder of it (punches filed under it may change hands);
+//! - a rule version, membership or special date: everyone from the date it takes
+//!   effect; a shift, cycle, calendar or department tree: everyone.
+//!
+//! and then, day by day, whatever a re-judged day passes on: when a day's late-out
+//! changes, the next day is judged again. Days exist from a person's first day under a
+//! rule up to today in their rule's zone; today is in progress until its owned span
+//! ends, and [`Fold::tick`] judges it again when it does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use schemas::events::Punch;
+use schemas::ids::{DepartmentId, PersonId, TenantId};
+use schemas::{Actor, Envelope, Event};
+use serde::{Deserialize, Serialize};
+
+use crate::book::{Book, DayOutcome, Holder, Origin};
+use crate::store::{Changes, Read, StoreError, Through, decode, encode, key};
+use crate::time;
+use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, RosterEntry, StoredDay};
+
+/// The views a store holds, each with its checkpoint.
+pub const VIEWS: [&str; 5] = ["daily", "monthly", "raw", "devices", "people"];
+
+/// Bumped whenever what the fold writes changes: a store of another version is rebuilt.
+pub const PROJECTION_VERSION: u32 = 1;
+
+/// Every date of a person's history.
+const ALL: NaiveDate = NaiveDate::MIN;
+
+/// What one tenant's store remembers about time: for each zone, the last date
+/// materialised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct TenantMeta {
+    through: BTreeMap<String, NaiveDate>,
+}
+
+#[derive(Debug)]
+struct Tenant {
+    book: Book,
+    meta: Option<TenantMeta>,
+}
+
+impl Tenant {
+    fn new() -> Self {
+        Self {
+            book: Book::new(),
+            meta: None,
+        }
+    }
+}
+
+/// Which of a tenant's person-days a batch must judge again.
+#[derive(Debug, Default)]
+struct Dirty {
+    /// Everyone, from this date.
+    everyone_from: Option<NaiveDate>,
+    people: BTreeMap<PersonId, PersonDirty>,
+}
+
+#[derive(Debug, Default)]
+struct PersonDirty {
+    from: Option<NaiveDate>,
+    dates: BTreeSet<NaiveDate>,
+}
+
+impl Dirty {
+    fn everyone(&mut self, from: NaiveDate) {
+        self.everyone_from = Some(self.everyone_from.map_or(from, |f| f.min(from)));
+    }
+
+    fn from(&mut self, p: &PersonId, from: NaiveDate) {
+        let d = self.people.entry(p.clone()).or_default();
+        d.from = Some(d.from.map_or(from, |f| f.min(from)));
+    }
+
+    fn dates(&mut self, p: &PersonId, dates: impl IntoIterator<Item = NaiveDate>) {
+        self.people
+            .entry(p.clone())
+            .or_default()
+            .dates
+            .extend(dates);
+    }
+
+    fn around(&mut self, p: &PersonId, lo: NaiveDate, hi: NaiveDate) {
+        let lo = lo - Duration::days(2);
+        let hi = hi + Duration::days(1);
+        self.dates(p, lo.iter_days().take_while(|d| *d <= hi));
+    }
+}
+
+/// Figures of one fold call, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub events: u64,
+    pub punches: u64,
+    /// Person-days judged.
+    pub judged: u64,
+    /// Person-days whose stored report changed.
+    pub written: u64,
+}
+
+impl std::ops::AddAssign for Folded {
+    fn add_assign(&mut self, o: Self) {
+        self.events += o.events;
+        self.punches += o.punches;
+        self.judged += o.judged;
+        self.written += o.written;
+    }
+}
+
+/// The fold of one partition's stream: every tenant in it.
+#[derive(Debug, Default)]
+pub struct Fold {
+    tenants: BTreeMap<TenantId, Tenant>,
+    /// Only this tenant (a `rebuild --tenant`); others' events are skipped.
+    only: Option<TenantId>,
+}
+
+fn actor_label(actor: &Actor) -> String {
+    match actor {
+        Actor::System { component } => format!("system:{component}"),
+        Actor::Device { sn } => format!("device:{sn}"),
+        Actor::User { user_id } => format!("user:{user_id}"),
+        Actor::Person { person_id } => format!("person:{person_id}"),
+    }
+}
+
+impl Fold {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fold that keeps only `tenant`'s views.
+    pub fn only(tenant: TenantId) -> Self {
+        Self {
+            only: Some(tenant),
+            ..Self::default()
+        }
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.tenants.keys()
+    }
+
+    pub fn book(&self, tenant: &TenantId) -> Option<&Book> {
+        self.tenants.get(tenant).map(|t| &t.book)
+    }
+
+    /// Folds an already-applied fact again after a restart (the store has its views;
+    /// memory needs the facts back): no views are written.
+    pub fn restore(&mut self, sequence: u64, envelope: &Envelope) {
+        if self.only.as_ref().is_some_and(|t| t != &envelope.tenant) {
+            return;
+        }
+        self.tenant(&envelope.tenant)
+            .book
+            .apply_facts(sequence, envelope);
+    }
+
+    fn tenant(&mut self, t: &TenantId) -> &mut Tenant {
+        self.tenants.entry(t.clone()).or_insert_with(Tenant::new)
+    }
+
+    /// Folds a batch of events in stream order, then judges what they made dirty, as the
+    /// clock stands at `now`. The changes include every view's checkpoint (the last
+    /// sequence of the batch).
+    pub fn apply<S: Read>(
+        &mut self,
+        store: &S,
+        events: &[(u64, &Envelope)],
+        now: DateTime<Utc>,
+    ) -> Result<(Changes, Folded), StoreError> {
+        let mut view = Through::new(store);
+        let mut folded = Folded::default();
+        let mut dirty: BTreeMap<TenantId, Dirty> = BTreeMap::new();
+        for (sequence, envelope) in events {
+            folded.events += 1;
+            if self.only.as_ref().is_some_and(|t| t != &envelope.tenant) {
+                continue;
+            }
+            let tenant_id = envelope.tenant.clone();
+            let tenant = self
+                .tenants
+                .entry(tenant_id.clone())
+                .or_insert_with(Tenant::new);
+            let d = dirty.entry(tenant_id.clone()).or_default();
+            // What an event replaces is known only before it is folded.
+            match &envelope.event {
+                Event::PersonLeft(e) => {
+                    if let Some(before) = tenant.book.person(&e.person_id).and_then(|p| p.left_on) {
+                        d.from(&e.person_id, before - Duration::days(1));
+                    }
+                }
+                Event::RuleVersionDefined(e) => {
+                    if let Some(before) = tenant.book.version_from(&e.rule_id, e.version) {
+                        d.everyone(before - Duration::days(2));
+                    }
+                }
+                _ => {}
+            }
+            tenant.book.apply_facts(*sequence, envelope);
+            folded.punches += fold_event(&mut view, tenant, &tenant_id, *sequence, envelope, d)?;
+        }
+        for (tenant_id, d) in dirty {
+            folded += self.settle(&mut view, &tenant_id, d, now)?;
+        }
+        if let Some((last, _)) = events.last() {
+            for v in VIEWS {
+                view.put(key::checkpoint(v), last.to_be_bytes().to_vec())?;
+            }
+        }
+        Ok((view.into_changes(), folded))
+    }
+
+    /// Time passing without events: days that closed since (a workday nobody punched
+    /// becomes absent) and new days that began, for every tenant.
+    pub fn tick<S: Read>(
+        &mut self,
+        store: &S,
+        now: DateTime<Utc>,
+    ) -> Result<(Changes, Folded), StoreError> {
+        let mut view = Through::new(store);
+        let mut folded = Folded::default();
+        let tenants: Vec<TenantId> = self.tenants.keys().cloned().collect();
+        for t in tenants {
+            folded += self.settle(&mut view, &t, Dirty::default(), now)?;
+        }
+        Ok((view.into_changes(), folded))
+    }
+
+    fn settle<S: Read>(
+        &mut self,
+        view: &mut Through<'_, S>,
+        tenant_id: &TenantId,
+        mut dirty: Dirty,
+        now: DateTime<Utc>,
+    ) -> Result<Folded, StoreError> {
+        let tenant = self
+            .tenants
+            .entry(tenant_id.clone())
+            .or_insert_with(Tenant::new);
+        let meta = match &tenant.meta {
+            Some(m) => m.clone(),
+            None => view
+                .get(&key::tenant(tenant_id))?
+                .map(|b| decode::<TenantMeta>(&b))
+                .transpose()?
+                .unwrap_or_default(),
+        };
+        let book = &tenant.book;
+
+        // Days that closed by now.
+        let (lo, hi) = key::open_until(tenant_id, now);
+        for (k, _) in view.range(&lo, &hi)? {
+            if let Some((person, date)) = key::parse_open(&k) {
+                dirty.dates(&person, [date]);
+            }
+        }
+
+        // Each person's today, and the days that began since the last call.
+        let mut through = BTreeMap::new();
+        let mut folded = Folded::default();
+        let people: Vec<PersonId> = book.people().map(|p| p.person_id).collect();
+        for person in &people {
+            let zone = book.zone_of(person, now.date_naive());
+            let today = time::local(zone, now).date();
+            through.insert(zone.name().to_owned(), today);
+            let before = meta.through.get(zone.name()).copied();
+            let from = match (before, dirty.everyone_from) {
+                (None, _) => Some(ALL),
+                (Some(b), e) if b < today => {
+                    Some(e.map_or(b + Duration::days(1), |e| e.min(b + Duration::days(1))))
+                }
+                (Some(_), e) => e,
+            };
+            let mine = dirty.people.remove(person);
+            let from = match (from, mine.as_ref().and_then(|m| m.from)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let dates = mine.map(|m| m.dates).unwrap_or_default();
+            if from.is_none() && dates.is_empty() {
+                continue;
+            }
+            folded += judge_person(view, book, tenant_id, person, from, dates, today, now)?;
+        }
+        let meta = TenantMeta { through };
+        view.put(key::tenant(tenant_id), encode(&meta))?;
+        tenant.meta = Some(meta);
+        Ok(folded)
+    }
+}
+
+/// Folds one event's own rows (raw records, devices, people) and marks the days it can
+/// change. Returns how many punches it carried.
+fn fold_event<S: Read>(
+    view: &mut Through<'_, S>,
+    tenant: &Tenant,
+    t: &TenantId,
+    sequence: u64,
+    envelope: &Envelope,
+    dirty: &mut Dirty,
+) -> Result<u64, StoreError> {
+    let book = &tenant.book;
+    let date_of = |at: DateTime<Utc>| at.date_naive();
+    if let Actor::Device { sn } = &envelope.actor {
+        update_device(view, t, sn, |d| {
+            d.last_seen = Some(
+                d.last_seen
+                    .map_or(envelope.recorded_at, |s| s.max(envelope.recorded_at)),
+            );
+        })?;
+    }
+    let mut punches = 0;
+    match &envelope.event {
+        Event::PunchRecorded(e) => {
+            punches += 1;
+            punch(view, book, t, sequence, envelope, &e.punch, dirty)?;
+        }
+        Event::PunchesRecorded(e) => {
+            for p in &e.punches {
+                punches += 1;
+                punch(view, book, t, sequence, envelope, p, dirty)?;
+            }
+        }
+        Event::MakeUpPunchApproved(e) => {
+            punches += 1;
+            let mut p = e.punch.clone();
+            if p.person_id.is_none() {
+                p.person_id = Some(e.person_id.clone());
+            }
+            punch(view, book, t, sequence, envelope, &p, dirty)?;
+        }
+        Event::DeviceRecordRejected(e) => {
+            let k = key::rejected(t, &e.sn, &e.raw);
+            let entry = match view.get(&k)? {
+                Some(b) => {
+                    let mut r: RejectedEntry = decode(&b)?;
+                    r.received += 1;
+                    r
+                }
+                None => RejectedEntry {
+                    record: e.clone(),
+                    received: 1,
+                    first_sequence: sequence,
+                    recorded_at: envelope.recorded_at,
+                },
+            };
+            view.put(k, encode(&entry))?;
+            update_device(view, t, &e.sn, |d| d.rejected += 1)?;
+        }
+        Event::DepartmentDefined(e) => {
+            write_department(view, book, t, &e.department_id)?;
+            dirty.everyone(ALL);
+        }
+        Event::DepartmentRenamed(e) => write_department(view, book, t, &e.department_id)?,
+        Event::DepartmentMoved(e) => {
+            write_department(view, book, t, &e.department_id)?;
+            dirty.everyone(ALL);
+        }
+        Event::PersonHired(e) => {
+            write_person(view, book, t, &e.person_id)?;
+            dirty.from(&e.person_id, ALL);
+            if let Some(b) = &e.badge_number {
+                for p in book.badge_holders(b) {
+                    write_person(view, book, t, &p)?;
+                    dirty.from(&p, ALL);
+                }
+            }
+        }
+        Event::PersonUpdated(e) => {
+            write_person(view, book, t, &e.person_id)?;
+            if e.department_id.is_some() {
+                dirty.from(&e.person_id, ALL);
+            }
+        }
+        Event::PersonLeft(e) => {
+            write_person(view, book, t, &e.person_id)?;
+            dirty.from(&e.person_id, e.left_on - Duration::days(1));
+        }
+        Event::PersonRejoined(e) => {
+            write_person(view, book, t, &e.previous_person_id)?;
+            dirty.from(&e.previous_person_id, ALL);
+        }
+        Event::BadgeNumberAssigned(e) => {
+            for p in book.badge_holders(&e.badge_number) {
+                write_person(view, book, t, &p)?;
+                dirty.from(&p, ALL);
+            }
+        }
+        Event::RuleVersionDefined(e) => dirty.everyone(e.effective_from - Duration::days(2)),
+        Event::RuleMembershipSet(e) => dirty.everyone(e.effective_from - Duration::days(2)),
+        Event::SpecialDatesSet(e) => {
+            if let Some(first) = e.dates.iter().map(|d| d.date).min() {
+                dirty.everyone(first - Duration::days(2));
+            }
+        }
+        Event::ShiftDefined(_) | Event::ScheduleCycleDefined(_) => dirty.everyone(ALL),
+        Event::HolidayCalendarPublished(e) => {
+            if let Some(first) = NaiveDate::from_ymd_opt(e.year, 1, 1) {
+                dirty.everyone(first - Duration::days(2));
+            }
+        }
+        Event::ScheduleAssigned(e) => {
+            for d in &e.days {
+                dirty.around(&e.person_id, d.date, d.date);
+            }
+        }
+        Event::ScheduleCycleAssigned(e) => {
+            dirty.from(&e.person_id, e.from - Duration::days(2));
+        }
+        Event::ShiftSwapApproved(e) => {
+            let mut dates = vec![e.date];
+            dates.extend(e.with_date);
+            for d in dates {
+                dirty.around(&e.person_id, d, d);
+                if let Some(o) = &e.with_person {
+                    dirty.around(o, d, d);
+                }
+            }
+        }
+        Event::CalibrationApplied(e) => dirty.dates(&e.person_id, [e.date]),
+        Event::LeaveApproved(e) => dirty.around(
+            &e.person_id,
+            date_of(e.span.start) - Duration::days(1),
+            date_of(e.span.end) + Duration::days(1),
+        ),
+        Event::BusinessTripApproved(e) => dirty.around(
+            &e.person_id,
+            date_of(e.span.start) - Duration::days(1),
+            date_of(e.span.end) + Duration::days(1),
+        ),
+        Event::OutingApproved(e) => dirty.around(
+            &e.person_id,
+            date_of(e.span.start) - Duration::days(1),
+            date_of(e.span.end) + Duration::days(1),
+        ),
+        Event::OvertimeApproved(e) => dirty.around(
+            &e.person_id,
+            date_of(e.span.start) - Duration::days(1),
+            date_of(e.span.end) + Duration::days(1),
+        ),
+        Event::DeviceBound(e) => update_device(view, t, &e.sn, |d| {
+            d.sn = Some(e.sn.clone());
+            d.bound = true;
+            d.name = e.name.clone();
+            d.model = e.model.clone();
+            d.zone = Some(e.zone.to_string());
+            d.records_from = e.records_from;
+            d.bound_at = Some(envelope.recorded_at);
+            d.roster.clear();
+            d.enrolled.clear();
+        })?,
+        Event::DeviceUnbound(e) => update_device(view, t, &e.sn, |d| {
+            d.sn = Some(e.sn.clone());
+            d.bound = false;
+        })?,
+        Event::DeviceRenamed(e) => update_device(view, t, &e.sn, |d| d.name = e.name.clone())?,
+        Event::DeviceScopeSet(e) => update_device(view, t, &e.sn, |d| d.scope = Some(e.clone()))?,
+        Event::RosterMemberPushed(e) => update_device(view, t, &e.sn, |d| {
+            d.roster.insert(
+                e.badge_number.clone(),
+                RosterEntry {
+                    person_id: Some(e.person_id.clone()),
+                    name: e.name.clone(),
+                    privilege: format!("{:?}", e.privilege).to_lowercase(),
+                    disabled: false,
+                },
+            );
+        })?,
+        Event::RosterMemberRemoved(e) => update_device(view, t, &e.sn, |d| {
+            d.roster.remove(&e.badge_number);
+        })?,
+        Event::RosterMemberDisabled(e) => update_device(view, t, &e.sn, |d| {
+            if let Some(r) = d.roster.get_mut(&e.badge_number) {
+                r.disabled = true;
+            }
+        })?,
+        Event::DevicePrivilegeSet(e) => update_device(view, t, &e.sn, |d| {
+            for r in d.roster.values_mut() {
+                if r.person_id.as_ref() == Some(&e.person_id) {
+                    r.privilege = format!("{:?}", e.privilege).to_lowercase();
+                }
+            }
+        })?,
+        Event::BiometricEnrolled(e) => update_device(view, t, &e.sn, |d| {
+            d.enrolled
+                .entry(e.badge_number.clone())
+                .or_default()
+                .insert(crate::views::biometric_label(&e.biometric));
+        })?,
+        Event::BiometricRemoved(e) => update_device(view, t, &e.sn, |d| {
+            if let Some(set) = d.enrolled.get_mut(&e.badge_number) {
+                set.remove(&crate::views::biometric_label(&e.biometric));
+            }
+        })?,
+        Event::DeviceCommandQueued(e) => update_device(view, t, &e.sn, |d| {
+            d.commands_pending.insert(e.command_id);
+            d.commands_failed.remove(&e.command_id);
+        })?,
+        Event::DeviceCommandAcknowledged(e) => update_device(view, t, &e.sn, |d| {
+            if d.commands_pending.remove(&e.command_id) {
+                d.commands_acknowledged += 1;
+            }
+            d.commands_failed.remove(&e.command_id);
+        })?,
+        Event::DeviceCommandFailed(e) => update_device(view, t, &e.sn, |d| {
+            d.commands_pending.remove(&e.command_id);
+            d.commands_failed.insert(e.command_id);
+        })?,
+        Event::DeviceCommandExpired(e) => update_device(view, t, &e.sn, |d| {
+            d.commands_pending.remove(&e.command_id);
+            d.commands_failed.insert(e.command_id);
+        })?,
+        Event::DeviceCommandSuperseded(e) => update_device(view, t, &e.sn, |d| {
+            d.commands_pending.remove(&e.command_id);
+        })?,
+        Event::DeviceStatusReported(e) => update_device(view, t, &e.sn, |d| {
+            d.sn = Some(e.sn.clone());
+            d.status = Some(e.clone());
+            d.status_at = Some(envelope.recorded_at);
+        })?,
+        // Listed, not wildcarded: a new event kind must be considered here.
+        Event::DeviceCommandDelivered(_)
+        | Event::UnknownDeviceSeen(_)
+        | Event::DeviceClaimed(_)
+        | Event::DeviceReleased(_)
+        | Event::DeviceUserReported(_)
+        | Event::DeviceOperationLogged(_)
+        | Event::DeviceRegistered(_)
+        | Event::DeviceStampRecorded(_)
+        | Event::DeviceUploadUnrecognised(_)
+        | Event::MobilePunchRefused(_)
+        | Event::MakeUpPunchRequested(_)
+        | Event::MakeUpPunchRejected(_)
+        | Event::ReuploadRequested(_) => {}
+    }
+    Ok(punches)
+}
+
+fn update_device<S: Read>(
+    view: &mut Through<'_, S>,
+    t: &TenantId,
+    sn: &schemas::ids::DeviceSn,
+    f: impl FnOnce(&mut DeviceRow),
+) -> Result<(), StoreError> {
+    let k = key::device(t, sn);
+    let mut row: DeviceRow = match view.get(&k)? {
+        Some(b) => decode(&b)?,
+        None => DeviceRow {
+            sn: Some(sn.clone()),
+            ..DeviceRow::default()
+        },
+    };
+    f(&mut row);
+    view.put(k, encode(&row))?;
+    Ok(())
+}
+
+fn write_person<S: Read>(
+    view: &mut Through<'_, S>,
+    book: &Book,
+    t: &TenantId,
+    p: &PersonId,
+) -> Result<(), StoreError> {
+    if let Some(info) = book.person(p) {
+        view.put(key::person(t, p), encode(&info))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepartmentRow {
+    pub department_id: DepartmentId,
+    pub name: String,
+    pub parent: Option<DepartmentId>,
+}
+
+fn write_department<S: Read>(
+    view: &mut Through<'_, S>,
+    book: &Book,
+    t: &TenantId,
+    d: &DepartmentId,
+) -> Result<(), StoreError> {
+    if let Some((name, parent)) = book.department(d) {
+        let row = DepartmentRow {
+            department_id: d.clone(),
+            name: name.to_owned(),
+            parent: parent.cloned(),
+        };
+        view.put(key::department(t, d), encode(&row))?;
+    }
+    Ok(())
+}
+
+/// Files a punch once (another receipt only counts), under its holder and its device,
+/// and marks the days it can change.
+fn punch<S: Read>(
+    view: &mut Through<'_, S>,
+    book: &Book,
+    t: &TenantId,
+    sequence: u64,
+    envelope: &Envelope,
+    p: &Punch,
+    dirty: &mut Dirty,
+) -> Result<(), StoreError> {
+    let Some(holder) = Holder::of(p) else {
+        return Ok(());
+    };
+    let k = key::punch(t, &holder, p.instant, &p.punch_id);
+    let (entry, new) = match view.get(&k)? {
+        Some(b) => {
+            let mut e: RawEntry = decode(&b)?;
+            e.received += 1;
+            (e, false)
+        }
+        None => (
+            RawEntry {
+                punch: p.clone(),
+                received: 1,
+                first_sequence: sequence,
+                event_id: envelope.event_id.to_string(),
+                kind: envelope.event.kind().to_owned(),
+                actor: actor_label(&envelope.actor),
+                recorded_at: envelope.recorded_at,
+            },
+            true,
+        ),
+    };
+    let bytes = encode(&entry);
+    if let Some(sn) = &p.device_sn {
+        view.put(
+            key::device_punch(t, sn, p.local_time, &p.punch_id),
+            bytes.clone(),
+        )?;
+        if new {
+            update_device(view, t, sn, |d| d.punches += 1)?;
+        }
+    }
+    view.put(k, bytes)?;
+    if new {
+        let people = match &holder {
+            Holder::Person(id) => vec![id.clone()],
+            Holder::Badge(b) => book.badge_holders(b),
+        };
+        for person in people {
+            let zone = book.zone_of(&person, p.local_time.date());
+            let date = time::local(zone, p.instant).date();
+            dirty.around(&person, date, date);
+        }
+    }
+    Ok(())
+}
+
+/// A person's punches with instants in `[from, to)`, from every holder they had.
+pub fn punches_of<S: Read>(
+    view: &Through<'_, S>,
+    book: &Book,
+    t: &TenantId,
+    person: &PersonId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RawEntry>, StoreError> {
+    let mut out = Vec::new();
+    for h in book.holders(person) {
+        let (lo, hi) = key::punches(t, &h, from, to);
+        for (_, v) in view.range(&lo, &hi)? {
+            let e: RawEntry = decode(&v)?;
+            if e.punch.instant >= from
+                && e.punch.instant < to
+                && book.person_of(&e.punch) == Some(person)
+            {
+                out.push(e);
+            }
+        }
+    }
+    out.sort_by_key(|e| (e.punch.instant, e.punch.punch_id));
+    Ok(out)
+}
+
+/// Judges a person's dirty days (every date from `from`, and `dates`) up to `today`,
+/// carrying late-out, late-in forward while it changes; rewrites their months.
+#[allow(clippy::too_many_arguments)]
+fn judge_person<S: Read>(
+    view: &mut Through<'_, S>,
+    book: &Book,
+    t: &TenantId,
+    person: &PersonId,
+    from: Option<NaiveDate>,
+    mut dates: BTreeSet<NaiveDate>,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Folded, StoreError> {
+    let mut folded = Folded::default();
+    let first = book.first_day(person);
+    // Days stored before `from` that no longer should be (a later first day).
+    if let Some(from) = from {
+        let lo = if from == ALL {
+            let (lo, _) = key::all_days(t, person);
+            lo
+        } else {
+            key::day(t, person, from)
+        };
+        let (_, hi) = key::all_days(t, person);
+        for (k, _) in view.range(&lo, &hi)? {
+            if let Some(d) = std::str::from_utf8(&k[k.len() - 10..])
+                .ok()
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            {
+                dates.insert(d);
+            }
+        }
+        if let Some(first) = first {
+            let start = if from == ALL { first } else { from.max(first) };
+            dates.extend(start.iter_days().take_while(|d| *d <= today));
+        }
+    }
+    dates.retain(|d| *d <= today + Duration::days(1));
+    if dates.is_empty() {
+        return Ok(folded);
+    }
+    let lo_date = *dates.first().expect("not empty");
+    let hi_date = *dates.last().expect("not empty");
+    // One read of the person's punches over every dirty date's window.
+    let zone = book.zone_of(person, lo_date);
+    let window_lo = time::at(zone, lo_date - Duration::days(3), chrono::NaiveTime::MIN);
+    let window_hi = time::at(zone, hi_date + Duration::days(4), chrono::NaiveTime::MIN);
+    let mut entries = punches_of(view, book, t, person, window_lo, window_hi)?;
+    let mut loaded = (window_lo, window_hi);
+
+    let mut months: BTreeSet<(i32, u32)> = BTreeSet::new();
+    let mut carried: HashMap<NaiveDate, Option<i64>> = HashMap::new();
+    while let Some(date) = dates.pop_first() {
+        let k = key::day(t, person, date);
+        let old: Option<StoredDay> = view.get(&k)?.map(|b| decode(&b)).transpose()?;
+        let new = if date > today || first.is_none_or(|f| date < f) {
+            None
+        } else {
+            match book.punch_window(person, date) {
+                None => None,
+                Some(window) => {
+                    if window.start < loaded.0 || window.end > loaded.1 {
+                        let lo = window.start.min(loaded.0);
+                        let hi = window.end.max(loaded.1);
+                        entries = punches_of(view, book, t, person, lo, hi)?;
+                        loaded = (lo, hi);
+                    }
+                    let a = entries.partition_point(|e| e.punch.instant < window.start);
+                    let b = entries.partition_point(|e| e.punch.instant < window.end);
+                    let punches: Vec<&Punch> = entries[a..b].iter().map(|e| &e.punch).collect();
+                    let late_out = match carried.get(&(date - Duration::days(1))) {
+                        Some(l) => *l,
+                        None => view
+                            .get(&key::day(t, person, date - Duration::days(1)))?
+                            .map(|b| decode::<StoredDay>(&b))
+                            .transpose()?
+                            .and_then(|d| d.late_out_s),
+                    };
+                    folded.judged += 1;
+                    match book.judge_day(person, date, &punches, late_out, Some(now)) {
+                        DayOutcome::Judged {
+                            department_id,
+                            judged,
+                        } => Some(StoredDay::of(department_id, &judged)),
+                        DayOutcome::NotEmployed | DayOutcome::NoRule { .. } => None,
+                    }
+                }
+            }
+        };
+        carried.insert(date, new.as_ref().and_then(|d| d.late_out_s));
+        if new == old {
+            continue;
+        }
+        folded.written += 1;
+        months.insert((date.year(), date.month()));
+        if let Some(c) = old.as_ref().and_then(|o| o.closes_at) {
+            view.delete(key::open(t, c, person, date))?;
+        }
+        match &new {
+            Some(n) => {
+                if let Some(c) = n.closes_at {
+                    view.put(key::open(t, c, person, date), Vec::new())?;
+                }
+                view.put(k, encode(n))?;
+            }
+            None => {
+                view.delete(k)?;
+            }
+        }
+        let late_old = old.as_ref().and_then(|o| o.late_out_s);
+        let late_new = new.as_ref().and_then(|n| n.late_out_s);
+        let next = date + Duration::days(1);
+        if late_old != late_new && next <= today {
+            dates.insert(next);
+        }
+    }
+    for (y, m) in months {
+        write_month(view, t, person, y, m)?;
+    }
+    Ok(folded)
+}
+
+fn write_month<S: Read>(
+    view: &mut Through<'_, S>,
+    t: &TenantId,
+    person: &PersonId,
+    year: i32,
+    month: u32,
+) -> Result<(), StoreError> {
+    let first = NaiveDate::from_ymd_opt(year, month, 1).expect("a month");
+    let last = (first + Duration::days(32)).with_day(1).expect("a month") - Duration::days(1);
+    let (lo, hi) = key::days(t, person, first, last);
+    let mut row = MonthRow {
+        month: format!("{year:04}-{month:02}"),
+        ..MonthRow::default()
+    };
+    for (_, v) in view.range(&lo, &hi)? {
+        let d: StoredDay = decode(&v)?;
+        row.add(&d.totals);
+    }
+    let k = key::month(t, person, year, month);
+    if row.days == 0 {
+        view.delete(k)?;
+    } else {
+        view.put(k, encode(&row))?;
+    }
+    Ok(())
+}
+
+/// The facts behind a day, for explanations.
+pub fn origins(book: &Book, person: &PersonId, judged: &crate::judge::Judged) -> Vec<Origin> {
+    book.origins_of(person, judged)
+        .into_iter()
+        .cloned()
+        .collect()
+}
