@@ -15,6 +15,7 @@ pub mod append;
 pub mod baseline;
 mod direct;
 mod error;
+pub mod follow;
 pub mod nats_server;
 pub mod provision;
 pub mod read;
@@ -22,6 +23,7 @@ pub mod subjects;
 
 pub use append::{Appended, Expected};
 pub use error::LedgerError;
+pub use follow::Follower;
 pub use nats_server::{NatsServer, ServerOptions, Supervised};
 pub use provision::{DurableConsumer, LedgerConfig, provision_consumer, provision_streams};
 pub use read::{ReadFrom, Recorded};

@@ -74,6 +74,11 @@ impl Partitions {
         )
     }
 
+    /// Every event of one kind of aggregate of every tenant of a partition.
+    pub fn partition_kind_filter(self, partition: u16, kind: AggregateKind) -> String {
+        format!("{SUBJECT_ROOT}.p{partition}.*.{}.>", kind.token())
+    }
+
     /// Every event of one kind of aggregate of a tenant (e.g. all punches).
     pub fn kind_filter(self, tenant: &TenantId, kind: AggregateKind) -> String {
         format!(

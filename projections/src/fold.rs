@@ -160,6 +160,13 @@ impl Fold {
         self.tenants.get(tenant).map(|t| &t.book)
     }
 
+    /// Knows `tenant` (it has views in the store), facts or none.
+    pub fn know(&mut self, tenant: TenantId) {
+        if self.only.as_ref().is_none_or(|t| t == &tenant) {
+            self.tenants.entry(tenant).or_insert_with(Tenant::new);
+        }
+    }
+
     /// Folds an already-applied fact again after a restart (the store has its views;
     /// memory needs the facts back): no views are written.
     pub fn restore(&mut self, sequence: u64, envelope: &Envelope) {

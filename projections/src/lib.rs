@@ -12,14 +12,17 @@
 //! Non-goals: appending events (writers do, through `ledger`), reading the clock inside a
 //! fold (it is passed in), or any storage but sled.
 
+pub mod asof;
 pub mod book;
 pub mod calendar;
 pub mod fold;
 pub mod geo;
 pub mod judge;
+pub mod query;
 pub mod raw;
 pub mod render;
 pub mod store;
 mod table;
 pub mod time;
 pub mod views;
+pub mod worker;

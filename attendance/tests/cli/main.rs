@@ -484,7 +484,7 @@ fn replay_prints_the_worked_examples_from_a_file() {
     );
     let text = stdout(&out);
     for expected in [
-        "missing punch x2, absent 9h",
+        "absent 9h",
         "late 5h25m, early leave 3h34m52s",
         "late 7h27m",
         "曹俊",

@@ -515,7 +515,10 @@ impl Reading {
                 on.punch.is_none() && off.punch.is_none() && on.status != Status::Normal
             });
         if still_absent {
+            // A workday with no punch at all is absent, and its slots are not counted
+            // again as missing punches (WeCom: summary 缺卡, detail 旷工).
             e.absent = self.absent;
+            e.missing_punch = Tally::default();
         }
         let mut status = e.statuses();
         let pending = self

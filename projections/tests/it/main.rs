@@ -1,3 +1,4 @@
 mod fixtures;
 mod fold_laws;
 mod properties;
+mod worker;

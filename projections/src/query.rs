@@ -1,0 +1,570 @@
+//! Queries over the views: what `daily`, `monthly`, `raw`, `devices`, `people` and
+//! `explain` answer, as pure functions of a tenant's facts, the store and the clock.
+//! The worker (`crate::worker`) routes requests here; the CLI and any NATS client send
+//! the JSON these types describe (`schemas/json/queries/`).
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use schemas::ids::{DepartmentId, DeviceSn, PersonId, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::book::{Book, DayOutcome, PersonInfo};
+use crate::fold::{DepartmentRow, punches_of};
+use crate::store::{Read, StoreError, Through, decode, key};
+use crate::time;
+use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, StoredDay};
+
+/// Rows an answer carries at most before it is paged (NATS' default message limit is
+/// 1 MB; a row is a few KB at most).
+pub const PAGE_BYTES: usize = 512 * 1024;
+/// Dates a daily or raw query may span.
+pub const MAX_DAYS: i64 = 400;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DailyRequest {
+    /// Only these people; empty: everyone (or the department's).
+    #[serde(default)]
+    pub people: Vec<PersonId>,
+    /// This department and the ones under it.
+    #[serde(default)]
+    pub department: Option<DepartmentId>,
+    /// First date, inclusive (default: today in UTC).
+    #[serde(default)]
+    pub from: Option<NaiveDate>,
+    /// Last date, inclusive (default: `from`).
+    #[serde(default)]
+    pub to: Option<NaiveDate>,
+    /// Rows to skip: the `next_offset` of the previous page.
+    #[serde(default)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonthlyRequest {
+    /// `YYYY-MM`.
+    pub month: String,
+    #[serde(default)]
+    pub people: Vec<PersonId>,
+    #[serde(default)]
+    pub department: Option<DepartmentId>,
+    #[serde(default)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    /// Punches of this device (and its rejected lines).
+    #[serde(default)]
+    pub device: Option<DeviceSn>,
+    /// Punches resolved to this person.
+    #[serde(default)]
+    pub person: Option<PersonId>,
+    pub from: NaiveDate,
+    #[serde(default)]
+    pub to: Option<NaiveDate>,
+    #[serde(default)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    #[serde(default)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    pub person: PersonId,
+    pub date: NaiveDate,
+}
+
+/// An answer: rows, what they reflect, and where the next page starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Answer {
+    pub tenant: TenantId,
+    /// The stream sequence the views reflect.
+    pub sequence: u64,
+    /// The worker is still catching up with the stream: rows may be behind.
+    pub rebuilding: bool,
+    pub rows: Vec<Value>,
+    /// More rows: ask again with this offset.
+    pub next_offset: Option<usize>,
+}
+
+/// A refused query: NATS service error code and reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unknown tenant {0}")]
+    UnknownTenant(TenantId),
+    #[error("unknown person {0}")]
+    UnknownPerson(PersonId),
+    #[error("unknown department {0}")]
+    UnknownDepartment(DepartmentId),
+    #[error("unknown device {0}")]
+    UnknownDevice(DeviceSn),
+    #[error("rebuilding: {0}")]
+    Rebuilding(String),
+    #[error("store: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for QueryError {
+    fn from(e: StoreError) -> Self {
+        QueryError::Store(e.to_string())
+    }
+}
+
+impl QueryError {
+    /// The service error code (HTTP-like, as the NATS service API suggests).
+    pub fn code(&self) -> usize {
+        match self {
+            QueryError::BadRequest(_) => 400,
+            QueryError::UnknownTenant(_)
+            | QueryError::UnknownPerson(_)
+            | QueryError::UnknownDepartment(_)
+            | QueryError::UnknownDevice(_) => 404,
+            QueryError::Rebuilding(_) => 503,
+            QueryError::Store(_) => 500,
+        }
+    }
+}
+
+/// What one query may read: the tenant's facts and the partition's store.
+#[derive(Debug)]
+pub struct Scope<'a, S: Read> {
+    pub tenant: &'a TenantId,
+    pub book: &'a Book,
+    pub store: &'a S,
+    pub now: DateTime<Utc>,
+}
+
+fn page(rows: Vec<Value>, offset: usize) -> (Vec<Value>, Option<usize>) {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for (i, row) in rows.into_iter().enumerate().skip(offset) {
+        let size = row.to_string().len();
+        if !out.is_empty() && bytes + size > PAGE_BYTES {
+            return (out, Some(i));
+        }
+        bytes += size;
+        out.push(row);
+    }
+    (out, None)
+}
+
+fn range(from: NaiveDate, to: NaiveDate) -> Result<(), QueryError> {
+    if to < from {
+        return Err(QueryError::BadRequest(format!(
+            "to {to} is before from {from}"
+        )));
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(QueryError::BadRequest(format!(
+            "at most {MAX_DAYS} days a query; ask by month or page by dates"
+        )));
+    }
+    Ok(())
+}
+
+impl<S: Read> Scope<'_, S> {
+    fn person_json(
+        &self,
+        info: &PersonInfo,
+        department: &DepartmentId,
+    ) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("person_id".into(), Value::from(info.person_id.as_str()));
+        m.insert("person".into(), Value::from(info.name.as_str()));
+        m.insert(
+            "badge_number".into(),
+            info.badge_number
+                .as_ref()
+                .map_or(Value::Null, |b| Value::from(b.as_str())),
+        );
+        m.insert("department_id".into(), Value::from(department.as_str()));
+        m.insert(
+            "department".into(),
+            Value::from(self.book.department_name(department)),
+        );
+        m
+    }
+
+    /// The people a query names: given ones (each must exist), a department's (it must
+    /// exist), or everyone.
+    fn people(
+        &self,
+        people: &[PersonId],
+        department: Option<&DepartmentId>,
+    ) -> Result<Vec<PersonInfo>, QueryError> {
+        if let Some(d) = department
+            && self.book.department(d).is_none()
+        {
+            return Err(QueryError::UnknownDepartment(d.clone()));
+        }
+        if !people.is_empty() {
+            return people
+                .iter()
+                .map(|p| {
+                    self.book
+                        .person(p)
+                        .ok_or_else(|| QueryError::UnknownPerson(p.clone()))
+                })
+                .collect();
+        }
+        Ok(self.book.people().collect())
+    }
+
+    pub fn daily(&self, q: &DailyRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+        let from = q.from.unwrap_or_else(|| self.now.date_naive());
+        let to = q.to.unwrap_or(from);
+        range(from, to)?;
+        let view = Through::new(self.store);
+        let mut rows = Vec::new();
+        for info in self.people(&q.people, q.department.as_ref())? {
+            let (lo, hi) = key::days(self.tenant, &info.person_id, from, to);
+            let mut stored: std::collections::BTreeMap<NaiveDate, StoredDay> = view
+                .range(&lo, &hi)?
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let date = std::str::from_utf8(&k[k.len() - 10..])
+                        .ok()
+                        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())?;
+                    Some(decode::<StoredDay>(&v).map(|d| (date, d)))
+                })
+                .collect::<Result<_, _>>()?;
+            for date in from.iter_days().take_while(|d| *d <= to) {
+                let today = time::local(self.book.zone_of(&info.person_id, date), self.now).date();
+                if date > today {
+                    break;
+                }
+                let (department, day) = match stored.remove(&date) {
+                    Some(d) => (d.department_id.clone(), Some(d)),
+                    None => {
+                        // Employed, and no rule that day: a row that says so.
+                        match self
+                            .book
+                            .judge_day(&info.person_id, date, &[], None, Some(self.now))
+                        {
+                            DayOutcome::NoRule { department_id } => (department_id, None),
+                            _ => continue,
+                        }
+                    }
+                };
+                if let Some(d) = &q.department
+                    && !self.book.is_under(&department, d)
+                {
+                    continue;
+                }
+                let mut m = self.person_json(&info, &department);
+                m.insert("date".into(), Value::from(key::date(date)));
+                match day {
+                    Some(d) => {
+                        m.insert(
+                            "summary".into(),
+                            serde_json::to_value(d.summary).expect("json"),
+                        );
+                        m.insert("summary_label".into(), Value::from(d.summary.label()));
+                        let report: Value = serde_json::from_str(&d.report)
+                            .map_err(|e| QueryError::Store(e.to_string()))?;
+                        m.insert("day".into(), report);
+                    }
+                    None => {
+                        m.insert("summary".into(), Value::from("no_rule"));
+                        m.insert("summary_label".into(), Value::from("无规则"));
+                        m.insert("day".into(), Value::Null);
+                    }
+                }
+                rows.push(Value::Object(m));
+            }
+        }
+        Ok(page(rows, q.offset))
+    }
+
+    pub fn monthly(&self, q: &MonthlyRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+        let first = NaiveDate::parse_from_str(&format!("{}-01", q.month), "%Y-%m-%d")
+            .map_err(|_| QueryError::BadRequest(format!("month {:?} is not YYYY-MM", q.month)))?;
+        let view = Through::new(self.store);
+        let mut rows = Vec::new();
+        for info in self.people(&q.people, q.department.as_ref())? {
+            let department = self
+                .book
+                .department_of(&info.person_id, first)
+                .cloned()
+                .unwrap_or_else(|| info.department_id.clone());
+            if let Some(d) = &q.department
+                && !self.book.is_under(&info.department_id, d)
+                && !self.book.is_under(&department, d)
+            {
+                continue;
+            }
+            let k = key::month(self.tenant, &info.person_id, first.year(), first.month());
+            let month: MonthRow = match view.get(&k)? {
+                Some(b) => decode(&b)?,
+                None => MonthRow {
+                    month: q.month.clone(),
+                    ..MonthRow::default()
+                },
+            };
+            let mut m = self.person_json(&info, &info.department_id);
+            if let Value::Object(fields) = serde_json::to_value(&month).expect("json") {
+                m.extend(fields);
+            }
+            rows.push(Value::Object(m));
+        }
+        Ok(page(rows, q.offset))
+    }
+
+    fn raw_row(&self, e: &RawEntry) -> Value {
+        let person = self
+            .book
+            .person_of(&e.punch)
+            .and_then(|p| self.book.person(p));
+        let device_name = e.punch.device_sn.as_ref().and_then(|sn| {
+            let view = Through::new(self.store);
+            view.get(&key::device(self.tenant, sn))
+                .ok()
+                .flatten()
+                .and_then(|b| decode::<DeviceRow>(&b).ok())
+                .map(|d| d.name)
+        });
+        serde_json::json!({
+            "date": key::date(e.punch.local_time.date()),
+            "time": e.punch.local_time.format("%H:%M:%S").to_string(),
+            "person_id": person.as_ref().map(|p| p.person_id.as_str()),
+            "person": person.as_ref().map(|p| p.name.as_str()),
+            "department": person.as_ref().map(|p| self.book.department_name(&p.department_id)),
+            "badge_number": e.punch.badge_number.as_ref().map(|b| b.as_str()),
+            "device_sn": e.punch.device_sn.as_ref().map(|s| s.as_str()),
+            "device_name": device_name,
+            "verify_mode": e.punch.verify_mode,
+            "source": e.punch.source,
+            "received": e.received,
+            "punch_id": e.punch.punch_id.to_string(),
+            "sequence": e.first_sequence,
+        })
+    }
+
+    pub fn raw(&self, q: &RawRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+        let to = q.to.unwrap_or(q.from);
+        range(q.from, to)?;
+        let view = Through::new(self.store);
+        let mut rows = Vec::new();
+        match (&q.device, &q.person) {
+            (Some(sn), person) => {
+                if view.get(&key::device(self.tenant, sn))?.is_none() {
+                    return Err(QueryError::UnknownDevice(sn.clone()));
+                }
+                if let Some(p) = person
+                    && self.book.person(p).is_none()
+                {
+                    return Err(QueryError::UnknownPerson(p.clone()));
+                }
+                let (lo, hi) = key::device_punches(self.tenant, sn, q.from, to);
+                for (_, v) in view.range(&lo, &hi)? {
+                    let e: RawEntry = decode(&v)?;
+                    if person
+                        .as_ref()
+                        .is_some_and(|p| self.book.person_of(&e.punch) != Some(p))
+                    {
+                        continue;
+                    }
+                    rows.push(self.raw_row(&e));
+                }
+                let (lo, hi) = key::rejections(self.tenant, sn);
+                for (_, v) in view.range(&lo, &hi)? {
+                    let r: RejectedEntry = decode(&v)?;
+                    let date = r.recorded_at.date_naive();
+                    if person.is_none() && q.from <= date && date <= to {
+                        rows.push(serde_json::json!({
+                            "date": key::date(date),
+                            "device_sn": sn.as_str(),
+                            "rejected": r.record.raw,
+                            "reason": r.record.reason,
+                            "detail": r.record.detail,
+                            "received": r.received,
+                            "sequence": r.first_sequence,
+                        }));
+                    }
+                }
+            }
+            (None, Some(p)) => {
+                if self.book.person(p).is_none() {
+                    return Err(QueryError::UnknownPerson(p.clone()));
+                }
+                let zone = self.book.zone_of(p, q.from);
+                let lo = time::at(zone, q.from - Duration::days(1), chrono::NaiveTime::MIN);
+                let hi = time::at(zone, to + Duration::days(2), chrono::NaiveTime::MIN);
+                for e in punches_of(&view, self.book, self.tenant, p, lo, hi)? {
+                    let d = e.punch.local_time.date();
+                    if q.from <= d && d <= to {
+                        rows.push(self.raw_row(&e));
+                    }
+                }
+            }
+            (None, None) => {
+                return Err(QueryError::BadRequest(
+                    "name a device or a person".to_owned(),
+                ));
+            }
+        }
+        Ok(page(rows, q.offset))
+    }
+
+    pub fn devices(&self, q: &ListRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+        let view = Through::new(self.store);
+        let (lo, hi) = key::devices(self.tenant);
+        let mut rows = Vec::new();
+        for (_, v) in view.range(&lo, &hi)? {
+            let d: DeviceRow = decode(&v)?;
+            let mut value = serde_json::to_value(&d).expect("json");
+            if let Value::Object(m) = &mut value {
+                m.insert("online".into(), Value::from(d.online(self.now)));
+                m.insert("roster_size".into(), Value::from(d.roster.len()));
+                m.insert(
+                    "enrolled_people".into(),
+                    Value::from(d.enrolled.values().filter(|s| !s.is_empty()).count()),
+                );
+            }
+            rows.push(value);
+        }
+        Ok(page(rows, q.offset))
+    }
+
+    pub fn people_list(&self, q: &ListRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+        let view = Through::new(self.store);
+        let mut rows = Vec::new();
+        for info in self.book.people() {
+            let mut m = self.person_json(&info, &info.department_id);
+            m.insert("hired_on".into(), Value::from(key::date(info.hired_on)));
+            m.insert(
+                "left_on".into(),
+                info.left_on
+                    .map_or(Value::Null, |d| Value::from(key::date(d))),
+            );
+            rows.push(Value::Object(m));
+        }
+        let _ = &view;
+        Ok(page(rows, q.offset))
+    }
+
+    pub fn departments(&self) -> Result<Vec<Value>, QueryError> {
+        let mut rows = Vec::new();
+        for d in self.book.departments() {
+            if let Some((name, parent)) = self.book.department(d) {
+                rows.push(
+                    serde_json::to_value(DepartmentRow {
+                        department_id: d.clone(),
+                        name: name.to_owned(),
+                        parent: parent.cloned(),
+                    })
+                    .expect("json"),
+                );
+            }
+        }
+        Ok(rows)
+    }
+
+    /// One person-day: the verdict slot by slot, judged again from the store as the fold
+    /// judges it, and every event that made it.
+    pub fn explain(&self, q: &ExplainRequest) -> Result<Value, QueryError> {
+        let info = self
+            .book
+            .person(&q.person)
+            .ok_or_else(|| QueryError::UnknownPerson(q.person.clone()))?;
+        let view = Through::new(self.store);
+        let stored: Option<StoredDay> = view
+            .get(&key::day(self.tenant, &q.person, q.date))?
+            .map(|b| decode(&b))
+            .transpose()?;
+        let Some(window) = self.book.punch_window(&q.person, q.date) else {
+            return Ok(serde_json::json!({
+                "person_id": info.person_id.as_str(),
+                "person": info.name,
+                "date": key::date(q.date),
+                "rule": null,
+                "verdict": "no rule on this date, or not employed",
+                "events": [],
+            }));
+        };
+        let entries = punches_of(
+            &view,
+            self.book,
+            self.tenant,
+            &q.person,
+            window.start,
+            window.end,
+        )?;
+        let punches: Vec<_> = entries.iter().map(|e| &e.punch).collect();
+        let late_out = view
+            .get(&key::day(
+                self.tenant,
+                &q.person,
+                q.date - Duration::days(1),
+            ))?
+            .map(|b| decode::<StoredDay>(&b))
+            .transpose()?
+            .and_then(|d| d.late_out_s);
+        let DayOutcome::Judged {
+            department_id,
+            judged,
+        } = self
+            .book
+            .judge_day(&q.person, q.date, &punches, late_out, Some(self.now))
+        else {
+            return Err(QueryError::BadRequest(format!(
+                "{} has no day on {}",
+                q.person, q.date
+            )));
+        };
+        let mut events: Vec<Value> = Vec::new();
+        for note in &judged.punches {
+            if let Some(e) = entries.iter().find(|e| e.punch.punch_id == note.punch_id) {
+                events.push(serde_json::json!({
+                    "sequence": e.first_sequence,
+                    "event_id": e.event_id,
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "recorded_at": e.recorded_at,
+                    "fact": format!("punch {} ({:?})", e.punch.local_time, note.used),
+                    "received": e.received,
+                }));
+            }
+        }
+        for o in self.book.origins_of(&q.person, &judged) {
+            events.push(serde_json::json!({
+                "sequence": o.sequence,
+                "event_id": o.event_id,
+                "kind": o.kind,
+                "actor": o.actor,
+                "recorded_at": o.recorded_at,
+            }));
+        }
+        events.sort_by_key(|e| e["sequence"].as_u64());
+        let mut m = self.person_json(&info, &department_id);
+        m.insert("date".into(), Value::from(key::date(q.date)));
+        let summary = crate::views::Summary::of(&judged);
+        m.insert(
+            "summary".into(),
+            serde_json::to_value(summary).expect("json"),
+        );
+        m.insert("summary_label".into(), Value::from(summary.label()));
+        m.insert(
+            "stored_matches".into(),
+            Value::from(
+                stored
+                    .as_ref()
+                    .map(|s| s.report == serde_json::to_string(&*judged).expect("json")),
+            ),
+        );
+        m.insert("day".into(), serde_json::to_value(&*judged).expect("json"));
+        m.insert("events".into(), Value::Array(events));
+        Ok(Value::Object(m))
+    }
+}
