@@ -34,6 +34,12 @@ pub enum Command {
     /// Append events from a JSON-lines file, or print a tenant's events.
     #[command(subcommand)]
     Events(crate::events::EventsCommand),
+    /// The projection workers alone (for scale-out): fold the streams into views in
+    /// sled and answer queries over NATS; `rebuild` rebuilds views from sequence 0.
+    Projections(crate::projections_cmd::ProjectionsArgs),
+    /// Reports from the running query service: daily, monthly, raw, devices, people,
+    /// explain, as-of, diff; as a table, JSON, CSV or XLSX.
+    Report(crate::report::ReportArgs),
     /// Rebuild and print reports from events: daily or raw, from a JSON-lines file
     /// (no server needed) or a tenant's stream. Auditors use it to explain any report.
     Replay(crate::replay::ReplayArgs),
@@ -93,6 +99,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams(args) => streams(args).await,
         Command::Events(command) => crate::events::run(command).await,
         Command::Replay(args) => crate::replay::run(args).await,
+        Command::Projections(args) => crate::projections_cmd::run(args).await,
+        Command::Report(args) => crate::report::run(args).await,
         Command::Bench(command) => crate::bench::run(command).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
     }

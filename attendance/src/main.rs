@@ -10,7 +10,9 @@ mod bench_replay;
 mod cli;
 mod demo;
 mod events;
+mod projections_cmd;
 mod replay;
+mod report;
 mod serve;
 mod simulate;
 mod up;
@@ -68,6 +70,9 @@ fn closed_pipe(e: &anyhow::Error) -> bool {
 /// sysexits.h codes: 65 refused input, 69 unavailable, 75 conflict (try again), 78 setup.
 fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(e) = e.downcast_ref::<ledger::LedgerError>() {
+        return e.exit_code();
+    }
+    if let Some(e) = e.downcast_ref::<report::ServiceError>() {
         return e.exit_code();
     }
     if e.downcast_ref::<gateway::people::PersonRefusal>().is_some() {

@@ -30,6 +30,10 @@ pub struct SimulateArgs {
     /// (registers, pushes each punch as it happens as `rtlog`, answers queries).
     #[arg(long, value_enum, default_value = "attendance")]
     firmware: FirmwareKind,
+    /// Only punch these badge numbers now (the device's clock, in --zone) and upload
+    /// them, as a person at the machine would.
+    #[arg(long = "punch", value_delimiter = ',', conflicts_with = "days")]
+    punch_now: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -77,6 +81,20 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         tz_line.unwrap_or("no TimeZone")
     );
 
+    if !args.punch_now.is_empty() {
+        let now = Utc::now().with_timezone(&zone).naive_local();
+        let now = now - Duration::nanoseconds(i64::from(now.and_utc().timestamp_subsec_nanos()));
+        for badge in &args.punch_now {
+            device.punch(badge, now, 0, 15);
+        }
+        let sent = device.sync().await?;
+        println!(
+            "{}: {} punched at {now}; sent {sent} record(s), stored",
+            args.sn,
+            args.punch_now.join(", ")
+        );
+        return Ok(());
+    }
     let today = Utc::now().with_timezone(&zone).date_naive();
     for n in (1..=args.days).rev() {
         let date = today - Duration::days(n);

@@ -32,6 +32,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub limits: crate::serve::LimitArgs,
     #[command(flatten)]
+    pub store: crate::projections_cmd::StoreArgs,
+    #[command(flatten)]
     pub ledger: LedgerArgs,
 }
 
@@ -95,6 +97,16 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
     }
 
     let gateway = crate::serve::start_gateway(&ledger, args.listen, args.limits.limits()?).await?;
+    let mut store = args.store.clone();
+    if store.dir == std::path::Path::new("data/projections") {
+        store.dir = args.data.join("projections");
+    }
+    let options = crate::projections_cmd::options(&store, None);
+    let store_dir = options.store_dir.clone();
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(projections::worker::run(ledger.clone(), options, async {
+        let _ = worker_stopped.await;
+    }));
 
     print_streams(&ledger).await?;
     if let Some(server) = &embedded {
@@ -104,6 +116,10 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
             args.data.join("nats").display()
         );
     }
+    println!(
+        "projection workers keep their views under {}; reports: `attendance report daily` (NATS lc.q.v1.<tenant>.<query>)",
+        store_dir.display()
+    );
     println!(
         "\nLedgerclock is up on {url}; devices push to http://{}/iclock/ (health: http://{}/health). Press Ctrl-C to stop.",
         gateway.addr, gateway.addr
@@ -120,6 +136,12 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
         e = failed => Err(anyhow::Error::from(e).context("stopping: the embedded NATS server cannot be kept running")),
     };
     crate::serve::stop_gateway(gateway).await?;
+    let _ = stop_worker.send(());
+    match worker.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "projection worker stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "projection worker task failed"),
+    }
     outcome?;
     tracing::info!("shutting down: draining the NATS connection");
     ledger.drain().await?;

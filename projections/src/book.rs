@@ -66,6 +66,8 @@ pub struct Book {
     origins: HashMap<u64, Origin>,
     /// (rule, version) → the sequence that defined it.
     rule_origins: HashMap<(RuleId, u32), u64>,
+    /// A person's own events (hire, updates, badge numbers, leaving), by sequence.
+    person_origins: HashMap<PersonId, Vec<u64>>,
 }
 
 /// The event a fact came from: what an explanation names.
@@ -970,7 +972,7 @@ impl Book {
     /// memberships and schedules in force, approvals and calibrations (punches name
     /// their own events).
     pub fn origins_of(&self, person: &PersonId, judged: &Judged) -> Vec<&Origin> {
-        let mut seqs: Vec<u64> = Vec::new();
+        let mut seqs: Vec<u64> = self.person_origins.get(person).cloned().unwrap_or_default();
         if let Some(s) = self
             .rule_origins
             .get(&(judged.rule.rule_id.clone(), judged.rule.version))

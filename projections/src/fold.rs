@@ -225,7 +225,8 @@ impl Fold {
         for (tenant_id, d) in dirty {
             folded += self.settle(&mut view, &tenant_id, d, now)?;
         }
-        if let Some((last, _)) = events.last() {
+        // A one-tenant rebuild leaves the partition's checkpoints as they are.
+        if let Some((last, _)) = events.last().filter(|_| self.only.is_none()) {
             for v in VIEWS {
                 view.put(key::checkpoint(v), last.to_be_bytes().to_vec())?;
             }

@@ -22,7 +22,7 @@ pub mod query;
 pub mod raw;
 pub mod render;
 pub mod store;
-mod table;
+pub mod table;
 pub mod time;
 pub mod views;
 pub mod worker;

@@ -532,7 +532,7 @@ impl<S: Read> Scope<'_, S> {
                     "kind": e.kind,
                     "actor": e.actor,
                     "recorded_at": e.recorded_at,
-                    "fact": format!("punch {} ({:?})", e.punch.local_time, note.used),
+                    "fact": format!("punch {}: {}", e.punch.local_time.format("%Y-%m-%d %H:%M:%S"), punch_use(note.used)),
                     "received": e.received,
                 }));
             }
@@ -566,5 +566,16 @@ impl<S: Read> Scope<'_, S> {
         m.insert("day".into(), serde_json::to_value(&*judged).expect("json"));
         m.insert("events".into(), Value::Array(events));
         Ok(Value::Object(m))
+    }
+}
+
+fn punch_use(u: crate::judge::PunchUse) -> String {
+    use crate::judge::PunchUse;
+    match u {
+        PunchUse::On { section } => format!("on punch of section {}", section + 1),
+        PunchUse::Off { section } => format!("off punch of section {}", section + 1),
+        PunchUse::Unused => "not used".to_owned(),
+        PunchUse::Merged => "merged with the one before".to_owned(),
+        PunchUse::Refused => "refused by the rule".to_owned(),
     }
 }

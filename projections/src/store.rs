@@ -239,6 +239,16 @@ pub mod key {
         (lo, prefix)
     }
 
+    /// Set while one tenant's views are rebuilt: a store found with it was interrupted
+    /// half-way and is rebuilt whole.
+    pub fn tenant_rebuild(t: &TenantId) -> Vec<u8> {
+        build(b'R', &[t.as_str().as_bytes()])
+    }
+
+    pub fn tenant_rebuilds() -> (Vec<u8>, Vec<u8>) {
+        (vec![b'R', SEP], vec![b'R', SEP, END])
+    }
+
     pub fn checkpoint(view: &str) -> Vec<u8> {
         build(b'C', &[view.as_bytes()])
     }

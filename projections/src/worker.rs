@@ -243,6 +243,10 @@ pub fn prepare_tree(
         None if !tree.is_empty() => clear = Some("the store has no projection version".to_owned()),
         _ => {}
     }
+    let (lo, hi) = key::tenant_rebuilds();
+    if clear.is_none() && tree.range(lo..=hi).next().is_some() {
+        clear = Some("a one-tenant rebuild was interrupted".to_owned());
+    }
     let cp = checkpoint(tree)?;
     if clear.is_none() && cp > stream_last {
         clear = Some(format!(
@@ -926,4 +930,104 @@ async fn answer_local(
     })
     .await
     .map_err(|e| QueryError::Store(e.to_string()))?
+}
+
+/// Figures of a rebuild.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub events: u64,
+    pub folded: Folded,
+}
+
+/// Rebuilds partition `partition`'s views in `tree` from sequence 0 up to the stream's
+/// end now, or only `tenant`'s (its keys cleared, its events folded up to the tree's
+/// checkpoint). `progress(done, total)` is called after each committed batch.
+pub async fn rebuild(
+    ledger: &Ledger,
+    tree: &sled::Tree,
+    partition: u16,
+    tenant: Option<&TenantId>,
+    now: DateTime<Utc>,
+    batch: usize,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Rebuilt, WorkerError> {
+    let last = ledger.partition_last_sequence(partition).await?;
+    let (mut fold, until) = match tenant {
+        None => {
+            tree.clear().map_err(StoreError::from)?;
+            prepare_tree(tree, partition, last)?;
+            (Fold::new(), last)
+        }
+        Some(t) => {
+            let cp = prepare_tree(tree, partition, last)?;
+            tree.insert(key::tenant_rebuild(t), &[])
+                .map_err(StoreError::from)?;
+            for (lo, hi) in key::of_tenant(t) {
+                let keys: Vec<sled::IVec> = tree
+                    .range(lo..=hi)
+                    .keys()
+                    .collect::<Result<_, _>>()
+                    .map_err(StoreError::from)?;
+                let mut b = sled::Batch::default();
+                for k in keys {
+                    b.remove(k);
+                }
+                tree.apply_batch(b).map_err(StoreError::from)?;
+            }
+            (Fold::only(t.clone()), cp)
+        }
+    };
+    let filters = match tenant {
+        None => Vec::new(),
+        Some(t) => vec![ledger.partitions().tenant_filter(t)],
+    };
+    // Reading runs ahead of folding, a few batches deep.
+    let mut events = ledger.read_partition(partition, filters, 1, until).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4 * batch.max(1));
+    let reader = tokio::spawn(async move {
+        while let Some(r) = events.next().await {
+            let failed = r.is_err();
+            if tx.send(r).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let mut out = Rebuilt::default();
+    let mut pending: Vec<ledger::Recorded> = Vec::with_capacity(batch);
+    loop {
+        let next = rx.recv().await;
+        let end = next.is_none();
+        if let Some(r) = next {
+            pending.push(r?);
+        }
+        if pending.len() >= batch || (end && !pending.is_empty()) {
+            let refs: Vec<(u64, &schemas::Envelope)> =
+                pending.iter().map(|r| (r.sequence, &r.envelope)).collect();
+            let (changes, folded) = tokio::task::block_in_place(|| -> Result<_, StoreError> {
+                let (changes, folded) = fold.apply(tree, &refs, now)?;
+                commit_sled(tree, changes)?;
+                Ok(((), folded))
+            })?;
+            let () = changes;
+            out.events += pending.len() as u64;
+            out.folded += folded;
+            let done = pending.last().map_or(0, |r| r.sequence);
+            pending.clear();
+            progress(done, until);
+        }
+        if end {
+            break;
+        }
+    }
+    reader.abort();
+    let (changes, folded) = fold.tick(tree, now)?;
+    commit_sled(tree, changes)?;
+    out.folded += folded;
+    if let Some(t) = tenant {
+        tree.remove(key::tenant_rebuild(t))
+            .map_err(StoreError::from)?;
+    }
+    tree.flush_async().await.map_err(StoreError::from)?;
+    progress(until, until);
+    Ok(out)
 }
