@@ -49,9 +49,34 @@ pub struct RunArgs {
     nats: NatsArgs,
     #[command(flatten)]
     store: StoreArgs,
-    /// This worker's name, unique among workers (default: host and pid).
+    /// This worker's name, unique among live workers (default: host and pid). A worker
+    /// started again under its name takes its own leases back at once.
     #[arg(long, env = "LEDGERCLOCK_INSTANCE")]
     instance: Option<String>,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+// The clock days are judged by: the system's, or (for tests and demonstrations of time
+// passing) a given instant from which it runs on.
+#[derive(Debug, Clone, Args)]
+pub struct ClockArgs {
+    #[arg(long, hide = true, env = "LEDGERCLOCK_CLOCK_AT")]
+    clock_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ClockArgs {
+    pub fn clock(&self) -> worker::Clock {
+        match self.clock_at {
+            None => worker::Clock::system(),
+            Some(at) => {
+                let started = Instant::now();
+                worker::Clock::from_fn(move || {
+                    at + chrono::Duration::from_std(started.elapsed()).unwrap_or_default()
+                })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +88,8 @@ pub struct RebuildArgs {
     /// Only this tenant's views (the others are left as they are).
     #[arg(long)]
     tenant: Option<String>,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 pub fn options(store: &StoreArgs, instance: Option<String>) -> WorkerOptions {
@@ -80,7 +107,8 @@ pub async fn run(args: ProjectionsArgs) -> anyhow::Result<()> {
         None => {
             let a = args.run;
             let ledger = Ledger::connect(&a.nats.nats, a.nats.ledger.config()).await?;
-            let options = options(&a.store, a.instance);
+            let mut options = options(&a.store, a.instance);
+            options.clock = a.clock.clock();
             println!(
                 "projection worker {} on {} (store {}); answering lc.q.v1.<tenant>.<query>. Press Ctrl-C to stop.",
                 options.instance,
@@ -112,7 +140,7 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
         Some(t) => vec![ledger.partitions().of(t)],
         None => (0..ledger.partitions().count()).collect(),
     };
-    let now = chrono::Utc::now();
+    let now = args.clock.clock().now();
     let started = Instant::now();
     let mut totals = worker::Rebuilt::default();
     for p in partitions {

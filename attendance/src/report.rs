@@ -36,6 +36,10 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output (needed for xlsx at a terminal).
     #[arg(long, short = 'o', global = true)]
     output: Option<PathBuf>,
+    /// While the service says "rebuilding" (a worker starting or taking a partition
+    /// over), ask again for up to this many seconds before giving up (exit 75).
+    #[arg(long, global = true, default_value_t = 15)]
+    wait: u64,
     #[command(subcommand)]
     report: Report,
 }
@@ -277,7 +281,19 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             Kind::Diff,
         ),
     };
-    let (rows, answer) = ask(&client, &args.tenant, query, body).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
+    let (rows, answer) = loop {
+        match ask(&client, &args.tenant, query, body.clone()).await {
+            Err(e)
+                if e.downcast_ref::<ServiceError>()
+                    .is_some_and(|s| s.code == 503)
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => break other?,
+        }
+    };
     if answer.get("rebuilding") == Some(&json!(true)) {
         eprintln!(
             "attendance: the views are still being rebuilt (they reflect stream sequence {}); rows may be missing",

@@ -113,11 +113,17 @@ pub enum QueryError {
     Rebuilding(String),
     #[error("store: {0}")]
     Store(String),
+    /// A stored view does not decode: the worker rebuilds the partition.
+    #[error("a stored view is corrupt ({0}); the partition is being rebuilt, retry in 2 s")]
+    Corrupt(String),
 }
 
 impl From<StoreError> for QueryError {
     fn from(e: StoreError) -> Self {
-        QueryError::Store(e.to_string())
+        match e {
+            StoreError::Decode(d) => QueryError::Corrupt(d),
+            e => QueryError::Store(e.to_string()),
+        }
     }
 }
 
@@ -130,7 +136,7 @@ impl QueryError {
             | QueryError::UnknownPerson(_)
             | QueryError::UnknownDepartment(_)
             | QueryError::UnknownDevice(_) => 404,
-            QueryError::Rebuilding(_) => 503,
+            QueryError::Rebuilding(_) | QueryError::Corrupt(_) => 503,
             QueryError::Store(_) => 500,
         }
     }
@@ -272,7 +278,7 @@ impl<S: Read> Scope<'_, S> {
                         );
                         m.insert("summary_label".into(), Value::from(d.summary.label()));
                         let report: Value = serde_json::from_str(&d.report)
-                            .map_err(|e| QueryError::Store(e.to_string()))?;
+                            .map_err(|e| QueryError::Corrupt(e.to_string()))?;
                         m.insert("day".into(), report);
                     }
                     None => {

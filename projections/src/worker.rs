@@ -167,6 +167,8 @@ struct Partition {
     status: Mutex<PartitionStatus>,
     /// Set once the views have been restored and the follower started.
     ready: AtomicBool,
+    /// A query found a view that does not decode: rebuild.
+    corrupt: AtomicBool,
     lease_valid_until: Mutex<Instant>,
     revision: AtomicU64,
     stop: tokio::sync::watch::Sender<bool>,
@@ -183,6 +185,9 @@ struct Shared {
     db: sled::Db,
     options: WorkerOptions,
     owned: Mutex<BTreeMap<u16, Arc<Partition>>>,
+    /// Tasks that hold the store: stopped and awaited before `run` returns, so the
+    /// store is closed when it does.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Opens (or, when it will not open, recreates) the store.
@@ -319,6 +324,7 @@ pub async fn run(
         db,
         options,
         owned: Mutex::new(BTreeMap::new()),
+        tasks: Mutex::new(Vec::new()),
     });
     let js = shared.ledger.jetstream().clone();
     let ttl = shared.options.lease_ttl;
@@ -352,6 +358,11 @@ pub async fn run(
         let _ = members.delete(&shared.options.instance).await;
     }
     let _ = service.stop().await;
+    let tasks: Vec<_> = std::mem::take(&mut *shared.tasks.lock().expect("tasks"));
+    for t in tasks {
+        t.abort();
+        let _ = t.await;
+    }
     shared.db.flush_async().await.map_err(StoreError::from)?;
     tracing::info!("projection worker stopped");
     Ok(())
@@ -478,13 +489,20 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                 continue;
             }
             let sent = Instant::now();
-            if let Ok(rev) = owners
-                .create(
-                    format!("p{number}"),
-                    Bytes::from(shared.options.instance.clone()),
-                )
-                .await
-            {
+            let key = format!("p{number}");
+            let me = Bytes::from(shared.options.instance.clone());
+            let taken = match owners.create(&key, me.clone()).await {
+                Ok(rev) => Some(rev),
+                // A lease under this worker's own name is its own from before a crash
+                // (names are unique among live workers): take it back at its revision.
+                Err(_) => match owners.entry(&key).await {
+                    Ok(Some(e)) if e.value == me && e.operation == kv::Operation::Put => {
+                        owners.update(&key, me, e.revision).await.ok()
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(rev) = taken {
                 want -= 1;
                 let tree = shared
                     .db
@@ -501,6 +519,7 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                         ..PartitionStatus::default()
                     }),
                     ready: AtomicBool::new(false),
+                    corrupt: AtomicBool::new(false),
                     lease_valid_until: Mutex::new(sent + ttl - margin),
                     revision: AtomicU64::new(rev),
                     stop,
@@ -511,7 +530,8 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                     .expect("owned")
                     .insert(number, part.clone());
                 tracing::info!(partition = number, "partition taken");
-                tokio::spawn(own(shared.clone(), part));
+                let task = tokio::spawn(own(shared.clone(), part));
+                shared.tasks.lock().expect("tasks").push(task);
             }
         }
     } else if held > target {
@@ -625,6 +645,11 @@ async fn fold_partition(shared: &Arc<Shared>, part: &Arc<Partition>) -> Result<(
         if !part.leased() {
             return Ok(());
         }
+        if part.corrupt.swap(false, Ordering::SeqCst) {
+            return Err(
+                StoreError::Decode("a query read a view that does not decode".into()).into(),
+            );
+        }
         let now = shared.options.clock.now();
         if !batch.is_empty() {
             let p = part.clone();
@@ -702,8 +727,9 @@ async fn start_service(shared: Arc<Shared>) -> Result<async_nats::service::Servi
             .add(format!("*.{name}"))
             .await
             .map_err(nats)?;
-        let shared = shared.clone();
-        tokio::spawn(async move {
+        let shared2 = shared.clone();
+        let task = tokio::spawn(async move {
+            let shared = shared2;
             while let Some(request) = endpoint.next().await {
                 let shared = shared.clone();
                 tokio::spawn(async move {
@@ -712,6 +738,7 @@ async fn start_service(shared: Arc<Shared>) -> Result<async_nats::service::Servi
                 });
             }
         });
+        shared.tasks.lock().expect("tasks").push(task);
     }
     // Forwarded requests, for the partitions this worker owns.
     let mut owner = client
@@ -719,7 +746,7 @@ async fn start_service(shared: Arc<Shared>) -> Result<async_nats::service::Servi
         .await
         .map_err(nats)?;
     let forwarded = shared.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(message) = owner.next().await {
             let shared = forwarded.clone();
             tokio::spawn(async move {
@@ -764,6 +791,7 @@ async fn start_service(shared: Arc<Shared>) -> Result<async_nats::service::Servi
             });
         }
     });
+    shared.tasks.lock().expect("tasks").push(task);
     Ok(service)
 }
 
@@ -893,6 +921,13 @@ async fn answer_local(
             )));
         }
         let fold = part.fold.read().expect("fold");
+        let corrupt = |e: QueryError| {
+            if let QueryError::Corrupt(why) = &e {
+                tracing::warn!(partition = part.number, reason = %why, "a stored view does not decode: rebuilding the partition");
+                part.corrupt.store(true, Ordering::SeqCst);
+            }
+            e
+        };
         let Some(book) = fold.book(&tenant) else {
             return Err(if status.rebuilding {
                 QueryError::Rebuilding(format!(
@@ -909,7 +944,7 @@ async fn answer_local(
             store: &part.tree,
             now,
         };
-        let (rows, next_offset) = match name.as_str() {
+        let (rows, next_offset) = (|| -> Result<_, QueryError> { Ok(match name.as_str() {
             "daily" => scope.daily(&parse::<DailyRequest>(&body)?)?,
             "monthly" => scope.monthly(&parse_required::<MonthlyRequest>(&body)?)?,
             "raw" => scope.raw(&parse_required::<RawRequest>(&body)?)?,
@@ -918,7 +953,8 @@ async fn answer_local(
             "departments" => (scope.departments()?, None),
             "explain" => (vec![scope.explain(&parse_required::<ExplainRequest>(&body)?)?], None),
             other => return Err(QueryError::BadRequest(format!("no query {other:?}"))),
-        };
+        })})()
+        .map_err(corrupt)?;
         let answer = Answer {
             tenant: tenant.clone(),
             sequence: status.sequence,

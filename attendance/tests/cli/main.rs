@@ -2,6 +2,7 @@
 
 mod limits;
 mod readme;
+mod reports;
 mod supervision;
 
 use std::io::{BufRead, BufReader, Write};

@@ -550,3 +550,112 @@ async fn two_workers_divide_the_partitions_and_one_takes_over_from_the_other() {
     eprintln!("takeover answered after {took:?}");
     survivor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_corrupted_or_outdated_store_rebuilds_by_itself() {
+    let w = world().await;
+    let clock = TestClock::new(local(day0() + Duration::days(2), 12, 0));
+    w.ledger.append_many(&organisation()).await.unwrap();
+    w.ledger
+        .append_many(&[upload(
+            "1",
+            &[
+                local(day0(), 8, 55),
+                local(day0(), 18, 3),
+                local(day0() + Duration::days(1), 9, 30),
+            ],
+        )])
+        .await
+        .unwrap();
+    let q = json!({"from": day0(), "to": day0() + Duration::days(2)});
+    let full = |a: &Value| a["rows"].as_array().is_some_and(|r| r.len() == 6);
+    let running = start_worker(&w, "a", &clock).await;
+    let expected = ask_until(&w.ledger, "daily", q.clone(), full).await;
+    running.stop().await;
+    let store = w.dir.path().join("a");
+    let p = w.ledger.partitions().of(&tenant());
+
+    // Deleted.
+    std::fs::remove_dir_all(&store).unwrap();
+    let running = start_worker(&w, "a", &clock).await;
+    assert_eq!(
+        ask_until(&w.ledger, "daily", q.clone(), full).await["rows"],
+        expected["rows"]
+    );
+    running.stop().await;
+
+    // A stored view overwritten with bytes that are not a view: the query that reads it
+    // says "rebuilding", the worker rebuilds, the answer comes back whole.
+    {
+        let db = sled::open(&store).unwrap();
+        let tree = db.open_tree(format!("p{p}")).unwrap();
+        let k = projections::store::key::day(&tenant(), &PersonId::new("li"), day0());
+        assert!(tree.get(&k).unwrap().is_some());
+        tree.insert(k, b"\xc1 not a view".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let running = start_worker(&w, "a", &clock).await;
+    let mut saw_rebuilding = false;
+    for _ in 0..300 {
+        match ask(&w.ledger, "daily", q.clone()).await {
+            Err((503, _)) => saw_rebuilding = true,
+            Ok(a)
+                if full(&a) && a["rebuilding"] == json!(false) && a["rows"] == expected["rows"] =>
+            {
+                break;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert!(saw_rebuilding, "the corrupt view was noticed");
+    assert_eq!(
+        ask_until(&w.ledger, "daily", q.clone(), full).await["rows"],
+        expected["rows"]
+    );
+    running.stop().await;
+
+    // Another projection version, and a checkpoint past the stream's end.
+    {
+        let db = sled::open(&store).unwrap();
+        let tree = db.open_tree(format!("p{p}")).unwrap();
+        tree.insert(projections::store::key::VERSION, &999u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let running = start_worker(&w, "a", &clock).await;
+    assert_eq!(
+        ask_until(&w.ledger, "daily", q.clone(), full).await["rows"],
+        expected["rows"]
+    );
+    running.stop().await;
+    {
+        let db = sled::open(&store).unwrap();
+        let tree = db.open_tree(format!("p{p}")).unwrap();
+        for v in projections::fold::VIEWS {
+            tree.insert(
+                projections::store::key::checkpoint(v),
+                &1_000_000u64.to_be_bytes(),
+            )
+            .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let running = start_worker(&w, "a", &clock).await;
+    let a = ask_until(&w.ledger, "daily", q.clone(), full).await;
+    assert_eq!(a["rows"], expected["rows"]);
+    assert!(a["sequence"].as_u64().unwrap() < 1_000_000);
+    running.stop().await;
+
+    // Files that are not a sled store at all.
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("conf"), b"garbage").unwrap();
+    std::fs::write(store.join("db"), vec![0x5a; 4096]).unwrap();
+    let running = start_worker(&w, "a", &clock).await;
+    assert_eq!(
+        ask_until(&w.ledger, "daily", q.clone(), full).await["rows"],
+        expected["rows"]
+    );
+    running.stop().await;
+}
