@@ -23,6 +23,10 @@ pub enum BenchCommand {
     /// and judged into daily reports, against a raw JetStream read of as many messages
     /// of the same size.
     Replay(ReplayBench),
+    /// Projection workers on a generated company (10,000 people x 730 days): rebuild,
+    /// re-judge after a rule change, query latency, punch-to-visible; each beside a raw
+    /// JetStream or NATS figure of the same run.
+    Projections(crate::bench_projections::ProjectionsBench),
     /// The gateway, as its own process, against a hostile client: 20,000 idle and slow
     /// connections, huge bodies from an unknown SN, a whole history in one body; its
     /// descriptors and memory, and whether devices are still answered.
@@ -91,6 +95,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Replay(args) => crate::bench_replay::run(args).await,
         BenchCommand::Abuse(args) => crate::bench_abuse::run(args).await,
+        BenchCommand::Projections(args) => crate::bench_projections::run(args).await,
         BenchCommand::Hold(args) => crate::bench_abuse::hold(args).await,
     }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod bench;
 mod bench_abuse;
+mod bench_projections;
 mod bench_replay;
 mod cli;
 mod demo;
@@ -18,6 +19,9 @@ mod simulate;
 mod up;
 
 use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

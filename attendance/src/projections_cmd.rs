@@ -153,13 +153,13 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
         );
         bar.set_prefix(p.to_string());
-        let r = worker::rebuild(
+        let (r, _) = worker::rebuild(
             &ledger,
             &tree,
             p,
             tenant.as_ref(),
             now,
-            4096,
+            512,
             |done, total| {
                 bar.set_length(total);
                 bar.set_position(done);

@@ -49,6 +49,8 @@ pub struct Book {
     people: BTreeMap<PersonId, Person>,
     /// Who held a badge number from when: (from, order, person).
     badges: HashMap<BadgeNumber, Vec<(DateTime<Utc>, u64, PersonId)>>,
+    /// The other way round: each person's badge numbers, (from, order, badge).
+    badges_of: HashMap<PersonId, Vec<(DateTime<Utc>, u64, BadgeNumber)>>,
     rules: HashMap<RuleId, Vec<RuleVersionDefined>>,
     memberships: Vec<(u64, RuleMembershipSet)>,
     shifts: HashMap<ShiftId, ShiftDefined>,
@@ -270,6 +272,10 @@ impl Book {
                         order,
                         e.person_id.clone(),
                     ));
+                    self.badges_of
+                        .entry(e.person_id.clone())
+                        .or_default()
+                        .push((from.min(at), order, b.clone()));
                 }
             }
             Event::PersonUpdated(e) => {
@@ -301,6 +307,10 @@ impl Book {
                     .entry(e.badge_number.clone())
                     .or_default()
                     .push((at, order, e.person_id.clone()));
+                self.badges_of
+                    .entry(e.person_id.clone())
+                    .or_default()
+                    .push((at, order, e.badge_number.clone()));
             }
             Event::RuleVersionDefined(e) => {
                 self.rule_origins
@@ -1015,12 +1025,15 @@ impl Book {
     /// held, and their own id.
     pub fn holders(&self, person: &PersonId) -> Vec<Holder> {
         let mut out = vec![Holder::Person(person.clone())];
-        for (badge, list) in &self.badges {
-            if list.iter().any(|(_, _, p)| p == person) {
-                out.push(Holder::Badge(badge.clone()));
-            }
-        }
+        out.extend(
+            self.badges_of
+                .get(person)
+                .into_iter()
+                .flatten()
+                .map(|(_, _, b)| Holder::Badge(b.clone())),
+        );
         out.sort();
+        out.dedup();
         out
     }
 
@@ -1038,6 +1051,11 @@ impl Book {
         out
     }
 
+    /// Every person's id, in order.
+    pub fn person_ids(&self) -> impl Iterator<Item = &PersonId> {
+        self.people.keys()
+    }
+
     /// Every person, by id.
     pub fn people(&self) -> impl Iterator<Item = PersonInfo> + '_ {
         self.people.keys().filter_map(|id| self.person(id))
@@ -1046,17 +1064,12 @@ impl Book {
     pub fn person(&self, id: &PersonId) -> Option<PersonInfo> {
         let p = self.people.get(id)?;
         let badge = self
-            .badges
-            .iter()
-            .filter_map(|(b, list)| {
-                list.iter()
-                    .filter(|(_, _, holder)| holder == id)
-                    .map(|(from, order, _)| (*from, *order))
-                    .max()
-                    .map(|k| (k, b))
-            })
-            .max()
-            .map(|(_, b)| b.clone());
+            .badges_of
+            .get(id)
+            .into_iter()
+            .flatten()
+            .max_by_key(|(from, order, _)| (*from, *order))
+            .map(|(_, _, b)| b.clone());
         Some(PersonInfo {
             person_id: id.clone(),
             name: p.name.clone(),

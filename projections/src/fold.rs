@@ -36,7 +36,7 @@ use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, RosterEntry, St
 pub const VIEWS: [&str; 5] = ["daily", "monthly", "raw", "devices", "people"];
 
 /// Bumped whenever what the fold writes changes: a store of another version is rebuilt.
-pub const PROJECTION_VERSION: u32 = 1;
+pub const PROJECTION_VERSION: u32 = 3;
 
 /// Every date of a person's history.
 const ALL: NaiveDate = NaiveDate::MIN;
@@ -99,6 +99,37 @@ impl Dirty {
         let lo = lo - Duration::days(2);
         let hi = hi + Duration::days(1);
         self.dates(p, lo.iter_days().take_while(|d| *d <= hi));
+    }
+}
+
+/// What a batch adds to its devices' counters, written once at its end (a device's row
+/// is not decoded and encoded again for every punch).
+#[derive(Debug, Default)]
+struct DeviceDeltas(BTreeMap<(TenantId, schemas::ids::DeviceSn), DeviceDelta>);
+
+#[derive(Debug, Default)]
+struct DeviceDelta {
+    punches: u64,
+    rejected: u64,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+impl DeviceDeltas {
+    fn of(&mut self, t: &TenantId, sn: &schemas::ids::DeviceSn) -> &mut DeviceDelta {
+        self.0.entry((t.clone(), sn.clone())).or_default()
+    }
+
+    fn flush<S: Read>(self, view: &mut Through<'_, S>) -> Result<(), StoreError> {
+        for ((t, sn), d) in self.0 {
+            update_device(view, &t, &sn, |row| {
+                row.punches += d.punches;
+                row.rejected += d.rejected;
+                if let Some(seen) = d.last_seen {
+                    row.last_seen = Some(row.last_seen.map_or(seen, |s| s.max(seen)));
+                }
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +225,7 @@ impl Fold {
         let mut view = Through::new(store);
         let mut folded = Folded::default();
         let mut dirty: BTreeMap<TenantId, Dirty> = BTreeMap::new();
+        let mut devices = DeviceDeltas::default();
         for (sequence, envelope) in events {
             folded.events += 1;
             if self.only.as_ref().is_some_and(|t| t != &envelope.tenant) {
@@ -220,10 +252,25 @@ impl Fold {
                 _ => {}
             }
             tenant.book.apply_facts(*sequence, envelope);
-            folded.punches += fold_event(&mut view, tenant, &tenant_id, *sequence, envelope, d)?;
+            folded.punches += fold_event(
+                &mut view,
+                tenant,
+                &tenant_id,
+                *sequence,
+                envelope,
+                d,
+                &mut devices,
+            )?;
         }
+        devices.flush(&mut view)?;
+        // The stream's clock: when its latest event was recorded (never past `now`).
+        let horizon = events
+            .iter()
+            .map(|(_, e)| e.recorded_at)
+            .max()
+            .map_or(now, |r| r.min(now));
         for (tenant_id, d) in dirty {
-            folded += self.settle(&mut view, &tenant_id, d, now)?;
+            folded += self.settle(&mut view, &tenant_id, d, now, horizon)?;
         }
         // A one-tenant rebuild leaves the partition's checkpoints as they are.
         if let Some((last, _)) = events.last().filter(|_| self.only.is_none()) {
@@ -245,17 +292,22 @@ impl Fold {
         let mut folded = Folded::default();
         let tenants: Vec<TenantId> = self.tenants.keys().cloned().collect();
         for t in tenants {
-            folded += self.settle(&mut view, &t, Dirty::default(), now)?;
+            folded += self.settle(&mut view, &t, Dirty::default(), now, now)?;
         }
         Ok((view.into_changes(), folded))
     }
 
+    /// Judges what `dirty` names, the days that closed by `now`, and the days that began
+    /// up to `horizon` (at most `now`: how far the stream's own clock has come; a
+    /// rebuild does not materialise two years of empty days before their punches
+    /// arrive). Days already materialised are never taken back.
     fn settle<S: Read>(
         &mut self,
         view: &mut Through<'_, S>,
         tenant_id: &TenantId,
         mut dirty: Dirty,
         now: DateTime<Utc>,
+        horizon: DateTime<Utc>,
     ) -> Result<Folded, StoreError> {
         let tenant = self
             .tenants
@@ -279,15 +331,30 @@ impl Fold {
             }
         }
 
+        // Nothing dirty, nothing closed, no zone's date moved on: nothing to judge.
+        let quiet = tenant.meta.is_some()
+            && dirty.everyone_from.is_none()
+            && dirty.people.is_empty()
+            && !meta.through.is_empty()
+            && meta.through.iter().all(|(zone, date)| {
+                zone.parse::<chrono_tz::Tz>()
+                    .is_ok_and(|tz| time::local(tz, horizon).date() <= *date)
+            });
+        if quiet {
+            return Ok(Folded::default());
+        }
+
         // Each person's today, and the days that began since the last call.
         let mut through = BTreeMap::new();
         let mut folded = Folded::default();
-        let people: Vec<PersonId> = book.people().map(|p| p.person_id).collect();
+        let people: Vec<PersonId> = book.person_ids().cloned().collect();
         for person in &people {
             let zone = book.zone_of(person, now.date_naive());
-            let today = time::local(zone, now).date();
-            through.insert(zone.name().to_owned(), today);
             let before = meta.through.get(zone.name()).copied();
+            let today = time::local(zone, horizon)
+                .date()
+                .max(before.unwrap_or(NaiveDate::MIN));
+            through.insert(zone.name().to_owned(), today);
             let from = match (before, dirty.everyone_from) {
                 (None, _) => Some(ALL),
                 (Some(b), e) if b < today => {
@@ -315,6 +382,7 @@ impl Fold {
 
 /// Folds one event's own rows (raw records, devices, people) and marks the days it can
 /// change. Returns how many punches it carried.
+#[allow(clippy::too_many_arguments)]
 fn fold_event<S: Read>(
     view: &mut Through<'_, S>,
     tenant: &Tenant,
@@ -322,27 +390,27 @@ fn fold_event<S: Read>(
     sequence: u64,
     envelope: &Envelope,
     dirty: &mut Dirty,
+    devices: &mut DeviceDeltas,
 ) -> Result<u64, StoreError> {
     let book = &tenant.book;
     let date_of = |at: DateTime<Utc>| at.date_naive();
     if let Actor::Device { sn } = &envelope.actor {
-        update_device(view, t, sn, |d| {
-            d.last_seen = Some(
-                d.last_seen
-                    .map_or(envelope.recorded_at, |s| s.max(envelope.recorded_at)),
-            );
-        })?;
+        let d = devices.of(t, sn);
+        d.last_seen = Some(
+            d.last_seen
+                .map_or(envelope.recorded_at, |s| s.max(envelope.recorded_at)),
+        );
     }
     let mut punches = 0;
     match &envelope.event {
         Event::PunchRecorded(e) => {
             punches += 1;
-            punch(view, book, t, sequence, envelope, &e.punch, dirty)?;
+            punch(view, book, t, sequence, envelope, &e.punch, dirty, devices)?;
         }
         Event::PunchesRecorded(e) => {
             for p in &e.punches {
                 punches += 1;
-                punch(view, book, t, sequence, envelope, p, dirty)?;
+                punch(view, book, t, sequence, envelope, p, dirty, devices)?;
             }
         }
         Event::MakeUpPunchApproved(e) => {
@@ -351,7 +419,7 @@ fn fold_event<S: Read>(
             if p.person_id.is_none() {
                 p.person_id = Some(e.person_id.clone());
             }
-            punch(view, book, t, sequence, envelope, &p, dirty)?;
+            punch(view, book, t, sequence, envelope, &p, dirty, devices)?;
         }
         Event::DeviceRecordRejected(e) => {
             let k = key::rejected(t, &e.sn, &e.raw);
@@ -369,7 +437,7 @@ fn fold_event<S: Read>(
                 },
             };
             view.put(k, encode(&entry))?;
-            update_device(view, t, &e.sn, |d| d.rejected += 1)?;
+            devices.of(t, &e.sn).rejected += 1;
         }
         Event::DepartmentDefined(e) => {
             write_department(view, book, t, &e.department_id)?;
@@ -617,6 +685,7 @@ fn write_department<S: Read>(
 
 /// Files a punch once (another receipt only counts), under its holder and its device,
 /// and marks the days it can change.
+#[allow(clippy::too_many_arguments)]
 fn punch<S: Read>(
     view: &mut Through<'_, S>,
     book: &Book,
@@ -625,6 +694,7 @@ fn punch<S: Read>(
     envelope: &Envelope,
     p: &Punch,
     dirty: &mut Dirty,
+    devices: &mut DeviceDeltas,
 ) -> Result<(), StoreError> {
     let Some(holder) = Holder::of(p) else {
         return Ok(());
@@ -649,17 +719,15 @@ fn punch<S: Read>(
             true,
         ),
     };
-    let bytes = encode(&entry);
-    if let Some(sn) = &p.device_sn {
+    if new && let Some(sn) = &p.device_sn {
+        // The device's index holds where the record is, not a second copy of it.
         view.put(
             key::device_punch(t, sn, p.local_time, &p.punch_id),
-            bytes.clone(),
+            k.clone(),
         )?;
-        if new {
-            update_device(view, t, sn, |d| d.punches += 1)?;
-        }
+        devices.of(t, sn).punches += 1;
     }
-    view.put(k, bytes)?;
+    view.put(k, encode(&entry))?;
     if new {
         let people = match &holder {
             Holder::Person(id) => vec![id.clone()],
@@ -836,8 +904,13 @@ fn write_month<S: Read>(
         month: format!("{year:04}-{month:02}"),
         ..MonthRow::default()
     };
+    // Only the totals of each day are read (the report is skipped, not copied).
+    #[derive(Deserialize)]
+    struct Totals {
+        totals: crate::views::DayTotals,
+    }
     for (_, v) in view.range(&lo, &hi)? {
-        let d: StoredDay = decode(&v)?;
+        let d: Totals = decode(&v)?;
         row.add(&d.totals);
     }
     let k = key::month(t, person, year, month);

@@ -7,6 +7,19 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use schemas::ids::{DepartmentId, DeviceSn, PersonId, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A row of an answer, as JSON text: a stored report is spliced in as it is stored, not
+/// parsed and printed again.
+pub type Row = Box<RawValue>;
+
+pub fn row(v: &Value) -> Row {
+    raw(v)
+}
+
+fn raw(v: &Value) -> Row {
+    RawValue::from_string(v.to_string()).expect("a JSON value is JSON")
+}
 
 use crate::book::{Book, DayOutcome, PersonInfo};
 use crate::fold::{DepartmentRow, punches_of};
@@ -84,14 +97,15 @@ pub struct ExplainRequest {
 }
 
 /// An answer: rows, what they reflect, and where the next page starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Answer {
     pub tenant: TenantId,
     /// The stream sequence the views reflect.
     pub sequence: u64,
     /// The worker is still catching up with the stream: rows may be behind.
     pub rebuilding: bool,
-    pub rows: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub rows: Vec<Row>,
     /// More rows: ask again with this offset.
     pub next_offset: Option<usize>,
 }
@@ -151,11 +165,11 @@ pub struct Scope<'a, S: Read> {
     pub now: DateTime<Utc>,
 }
 
-fn page(rows: Vec<Value>, offset: usize) -> (Vec<Value>, Option<usize>) {
+fn page(rows: Vec<Row>, offset: usize) -> (Vec<Row>, Option<usize>) {
     let mut out = Vec::new();
     let mut bytes = 0;
     for (i, row) in rows.into_iter().enumerate().skip(offset) {
-        let size = row.to_string().len();
+        let size = row.get().len();
         if !out.is_empty() && bytes + size > PAGE_BYTES {
             return (out, Some(i));
         }
@@ -227,7 +241,7 @@ impl<S: Read> Scope<'_, S> {
         Ok(self.book.people().collect())
     }
 
-    pub fn daily(&self, q: &DailyRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+    pub fn daily(&self, q: &DailyRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
         let from = q.from.unwrap_or_else(|| self.now.date_naive());
         let to = q.to.unwrap_or(from);
         range(from, to)?;
@@ -270,30 +284,32 @@ impl<S: Read> Scope<'_, S> {
                 }
                 let mut m = self.person_json(&info, &department);
                 m.insert("date".into(), Value::from(key::date(date)));
-                match day {
+                let report = match &day {
                     Some(d) => {
                         m.insert(
                             "summary".into(),
                             serde_json::to_value(d.summary).expect("json"),
                         );
                         m.insert("summary_label".into(), Value::from(d.summary.label()));
-                        let report: Value = serde_json::from_str(&d.report)
-                            .map_err(|e| QueryError::Corrupt(e.to_string()))?;
-                        m.insert("day".into(), report);
+                        d.report_json()?
                     }
                     None => {
                         m.insert("summary".into(), Value::from("no_rule"));
                         m.insert("summary_label".into(), Value::from("无规则"));
-                        m.insert("day".into(), Value::Null);
+                        "null".to_owned()
                     }
-                }
-                rows.push(Value::Object(m));
+                };
+                let head = Value::Object(m).to_string();
+                let text = format!("{},\"day\":{report}}}", &head[..head.len() - 1]);
+                rows.push(
+                    RawValue::from_string(text).map_err(|e| QueryError::Corrupt(e.to_string()))?,
+                );
             }
         }
         Ok(page(rows, q.offset))
     }
 
-    pub fn monthly(&self, q: &MonthlyRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+    pub fn monthly(&self, q: &MonthlyRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
         let first = NaiveDate::parse_from_str(&format!("{}-01", q.month), "%Y-%m-%d")
             .map_err(|_| QueryError::BadRequest(format!("month {:?} is not YYYY-MM", q.month)))?;
         let view = Through::new(self.store);
@@ -322,7 +338,7 @@ impl<S: Read> Scope<'_, S> {
             if let Value::Object(fields) = serde_json::to_value(&month).expect("json") {
                 m.extend(fields);
             }
-            rows.push(Value::Object(m));
+            rows.push(raw(&Value::Object(m)));
         }
         Ok(page(rows, q.offset))
     }
@@ -357,7 +373,7 @@ impl<S: Read> Scope<'_, S> {
         })
     }
 
-    pub fn raw(&self, q: &RawRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+    pub fn raw(&self, q: &RawRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
         let to = q.to.unwrap_or(q.from);
         range(q.from, to)?;
         let view = Through::new(self.store);
@@ -373,7 +389,12 @@ impl<S: Read> Scope<'_, S> {
                     return Err(QueryError::UnknownPerson(p.clone()));
                 }
                 let (lo, hi) = key::device_punches(self.tenant, sn, q.from, to);
-                for (_, v) in view.range(&lo, &hi)? {
+                for (_, at) in view.range(&lo, &hi)? {
+                    let Some(v) = view.get(&at)? else {
+                        return Err(QueryError::Corrupt(
+                            "a device's index names a record that is not stored".into(),
+                        ));
+                    };
                     let e: RawEntry = decode(&v)?;
                     if person
                         .as_ref()
@@ -381,14 +402,14 @@ impl<S: Read> Scope<'_, S> {
                     {
                         continue;
                     }
-                    rows.push(self.raw_row(&e));
+                    rows.push(raw(&self.raw_row(&e)));
                 }
                 let (lo, hi) = key::rejections(self.tenant, sn);
                 for (_, v) in view.range(&lo, &hi)? {
                     let r: RejectedEntry = decode(&v)?;
                     let date = r.recorded_at.date_naive();
                     if person.is_none() && q.from <= date && date <= to {
-                        rows.push(serde_json::json!({
+                        rows.push(raw(&serde_json::json!({
                             "date": key::date(date),
                             "device_sn": sn.as_str(),
                             "rejected": r.record.raw,
@@ -396,7 +417,7 @@ impl<S: Read> Scope<'_, S> {
                             "detail": r.record.detail,
                             "received": r.received,
                             "sequence": r.first_sequence,
-                        }));
+                        })));
                     }
                 }
             }
@@ -410,7 +431,7 @@ impl<S: Read> Scope<'_, S> {
                 for e in punches_of(&view, self.book, self.tenant, p, lo, hi)? {
                     let d = e.punch.local_time.date();
                     if q.from <= d && d <= to {
-                        rows.push(self.raw_row(&e));
+                        rows.push(raw(&self.raw_row(&e)));
                     }
                 }
             }
@@ -423,7 +444,7 @@ impl<S: Read> Scope<'_, S> {
         Ok(page(rows, q.offset))
     }
 
-    pub fn devices(&self, q: &ListRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+    pub fn devices(&self, q: &ListRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
         let view = Through::new(self.store);
         let (lo, hi) = key::devices(self.tenant);
         let mut rows = Vec::new();
@@ -438,12 +459,12 @@ impl<S: Read> Scope<'_, S> {
                     Value::from(d.enrolled.values().filter(|s| !s.is_empty()).count()),
                 );
             }
-            rows.push(value);
+            rows.push(raw(&value));
         }
         Ok(page(rows, q.offset))
     }
 
-    pub fn people_list(&self, q: &ListRequest) -> Result<(Vec<Value>, Option<usize>), QueryError> {
+    pub fn people_list(&self, q: &ListRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
         let view = Through::new(self.store);
         let mut rows = Vec::new();
         for info in self.book.people() {
@@ -454,24 +475,22 @@ impl<S: Read> Scope<'_, S> {
                 info.left_on
                     .map_or(Value::Null, |d| Value::from(key::date(d))),
             );
-            rows.push(Value::Object(m));
+            rows.push(raw(&Value::Object(m)));
         }
         let _ = &view;
         Ok(page(rows, q.offset))
     }
 
-    pub fn departments(&self) -> Result<Vec<Value>, QueryError> {
+    pub fn departments(&self) -> Result<Vec<Row>, QueryError> {
         let mut rows = Vec::new();
         for d in self.book.departments() {
             if let Some((name, parent)) = self.book.department(d) {
-                rows.push(
-                    serde_json::to_value(DepartmentRow {
-                        department_id: d.clone(),
-                        name: name.to_owned(),
-                        parent: parent.cloned(),
-                    })
-                    .expect("json"),
-                );
+                rows.push(raw(&serde_json::to_value(DepartmentRow {
+                    department_id: d.clone(),
+                    name: name.to_owned(),
+                    parent: parent.cloned(),
+                })
+                .expect("json")));
             }
         }
         Ok(rows)
@@ -563,11 +582,13 @@ impl<S: Read> Scope<'_, S> {
         m.insert("summary_label".into(), Value::from(summary.label()));
         m.insert(
             "stored_matches".into(),
-            Value::from(
-                stored
-                    .as_ref()
-                    .map(|s| s.report == serde_json::to_string(&*judged).expect("json")),
-            ),
+            Value::from(stored.as_ref().map(|s| {
+                s.judged().is_ok_and(|mut j| {
+                    // Not in the stored report: it is the stored day's own field.
+                    j.late_out_s = s.late_out_s;
+                    j == *judged
+                })
+            })),
         );
         m.insert("day".into(), serde_json::to_value(&*judged).expect("json"));
         m.insert("events".into(), Value::Array(events));

@@ -190,7 +190,9 @@ impl<'a, S: Read> Through<'a, S> {
 
 /// Encodes a stored value (MessagePack by field name, like events).
 pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(value).expect("views encode")
+    let mut out = Vec::with_capacity(256);
+    rmp_serde::encode::write_named(&mut out, value).expect("views encode");
+    out
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -207,7 +209,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreEr
 /// o <tenant> <close_at> <person> <date>   a day in progress, by when it closes
 /// m <tenant> <person> <YYYY-MM>       monthly report
 /// p <tenant> <holder> <instant> <punch id>      raw record, by person (holder)
-/// r <tenant> <sn> <date> <time> <punch id>      raw record, by device
+/// r <tenant> <sn> <date> <time> <punch id>      raw record, by device (its p key)
 /// j <tenant> <sn> <hash of the line>  rejected device line
 /// v <tenant> <sn>                     device
 /// e <tenant> <person>                 person

@@ -47,7 +47,9 @@ pub fn local_date(zone: Tz, instant: DateTime<Utc>, day_starts_at: NaiveTime) ->
 }
 
 /// A half-open interval of instants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

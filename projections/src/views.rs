@@ -216,8 +216,10 @@ pub struct StoredDay {
     /// When an in-progress day's owned span ends.
     pub closes_at: Option<DateTime<Utc>>,
     pub totals: DayTotals,
-    /// `Judged` as JSON.
-    pub report: String,
+    /// `Judged`, MessagePack by position (compact: a store of another projection
+    /// version is rebuilt, so positions never outlive the code that wrote them).
+    #[serde(with = "serde_bytes")]
+    pub report: Vec<u8>,
 }
 
 impl StoredDay {
@@ -228,8 +230,19 @@ impl StoredDay {
             late_out_s: day.late_out_s,
             closes_at: day.in_progress.then_some(day.owned.end),
             totals: DayTotals::of(day),
-            report: serde_json::to_string(day).expect("a judged day encodes"),
+            report: rmp_serde::to_vec(day).expect("a judged day encodes"),
         }
+    }
+
+    /// The judged day.
+    pub fn judged(&self) -> Result<Judged, crate::store::StoreError> {
+        rmp_serde::from_slice(&self.report)
+            .map_err(|e| crate::store::StoreError::Decode(e.to_string()))
+    }
+
+    /// The judged day as JSON, as answers carry it.
+    pub fn report_json(&self) -> Result<String, crate::store::StoreError> {
+        Ok(serde_json::to_string(&self.judged()?).expect("a judged day is JSON"))
     }
 }
 

@@ -114,7 +114,7 @@ impl WorkerOptions {
             instance: default_instance(),
             lease_ttl: Duration::from_secs(6),
             tick: Duration::from_secs(1),
-            batch: 4096,
+            batch: 512,
             clock: Clock::system(),
         }
     }
@@ -188,6 +188,8 @@ struct Shared {
     /// Tasks that hold the store: stopped and awaited before `run` returns, so the
     /// store is closed when it does.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Every partition ever held, to wait for the last use of its tree at the end.
+    trees: Mutex<Vec<std::sync::Weak<Partition>>>,
 }
 
 /// Opens (or, when it will not open, recreates) the store.
@@ -325,6 +327,7 @@ pub async fn run(
         options,
         owned: Mutex::new(BTreeMap::new()),
         tasks: Mutex::new(Vec::new()),
+        trees: Mutex::new(Vec::new()),
     });
     let js = shared.ledger.jetstream().clone();
     let ttl = shared.options.lease_ttl;
@@ -362,6 +365,20 @@ pub async fn run(
     for t in tasks {
         t.abort();
         let _ = t.await;
+    }
+    // Blocking work in flight (a batch being committed, a query) finishes on its own;
+    // wait for it, so the store is closed when this returns.
+    for _ in 0..500 {
+        let trees_in_use = shared
+            .trees
+            .lock()
+            .expect("trees")
+            .iter()
+            .any(|w| w.strong_count() > 0);
+        if Arc::strong_count(&shared) == 1 && !trees_in_use {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     shared.db.flush_async().await.map_err(StoreError::from)?;
     tracing::info!("projection worker stopped");
@@ -530,6 +547,11 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                     .expect("owned")
                     .insert(number, part.clone());
                 tracing::info!(partition = number, "partition taken");
+                shared
+                    .trees
+                    .lock()
+                    .expect("trees")
+                    .push(Arc::downgrade(&part));
                 let task = tokio::spawn(own(shared.clone(), part));
                 shared.tasks.lock().expect("tasks").push(task);
             }
@@ -951,7 +973,10 @@ async fn answer_local(
             "devices" => scope.devices(&parse::<ListRequest>(&body)?)?,
             "people" => scope.people_list(&parse::<ListRequest>(&body)?)?,
             "departments" => (scope.departments()?, None),
-            "explain" => (vec![scope.explain(&parse_required::<ExplainRequest>(&body)?)?], None),
+            "explain" => (
+                vec![crate::query::row(&scope.explain(&parse_required::<ExplainRequest>(&body)?)?)],
+                None,
+            ),
             other => return Err(QueryError::BadRequest(format!("no query {other:?}"))),
         })})()
         .map_err(corrupt)?;
@@ -973,6 +998,8 @@ async fn answer_local(
 pub struct Rebuilt {
     pub events: u64,
     pub folded: Folded,
+    /// The stream sequence the views reflect.
+    pub sequence: u64,
 }
 
 /// Rebuilds partition `partition`'s views in `tree` from sequence 0 up to the stream's
@@ -986,7 +1013,7 @@ pub async fn rebuild(
     now: DateTime<Utc>,
     batch: usize,
     mut progress: impl FnMut(u64, u64),
-) -> Result<Rebuilt, WorkerError> {
+) -> Result<(Rebuilt, Fold), WorkerError> {
     let last = ledger.partition_last_sequence(partition).await?;
     let (mut fold, until) = match tenant {
         None => {
@@ -1065,5 +1092,6 @@ pub async fn rebuild(
     }
     tree.flush_async().await.map_err(StoreError::from)?;
     progress(until, until);
-    Ok(out)
+    out.sequence = until;
+    Ok((out, fold))
 }

@@ -28,7 +28,7 @@ use crate::time::{self, Span};
 pub use plan::{boundary, owned_span};
 
 /// What a date is under a person's rule, before any punch is looked at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DayPlan {
     pub date: NaiveDate,
     pub day_type: DayType,
@@ -49,7 +49,7 @@ pub enum DayType {
     Holiday,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Work {
     /// Nothing expected: a rest day, a holiday, a no-punch date.
@@ -63,13 +63,13 @@ pub enum Work {
     Free { standard_work_s: u32 },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ShiftRef {
     pub shift_id: ShiftId,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RuleRef {
     pub rule_id: RuleId,
     pub version: u32,
@@ -77,7 +77,7 @@ pub struct RuleRef {
 }
 
 /// An approval that bears on days: it covers `span`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Approval {
     pub approval_id: ApprovalId,
     pub kind: ApprovalKind,
@@ -87,7 +87,7 @@ pub struct Approval {
     pub sequence: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalKind {
     Leave { leave_type: String },
@@ -97,7 +97,7 @@ pub enum ApprovalKind {
 }
 
 /// A calibration with who made it and when, as the envelope says.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Calibration {
     pub calibration: CalibrationApplied,
     pub actor: String,
@@ -129,7 +129,7 @@ pub struct Day<'a> {
 }
 
 /// A day as reports show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Judged {
     pub date: NaiveDate,
     pub rule: RuleRef,
@@ -159,35 +159,34 @@ pub struct Judged {
     pub late_out_s: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SectionReport {
     pub on: SlotReport,
     pub off: SlotReport,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SlotReport {
     pub scheduled: NaiveDateTime,
     pub original: SlotVerdict,
     pub calibrated: SlotVerdict,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SlotVerdict {
     pub status: Status,
     /// Lateness or early leave, in seconds from the scheduled (or leave-adjusted) time.
     pub seconds: i64,
     pub punch: Option<NaiveDateTime>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub punch_id: Option<PunchId>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub make_up: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Status>,
 }
 
 /// Statuses, WeCom's words: slot statuses, exceptions and what covers a day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Normal,
@@ -247,7 +246,7 @@ impl From<schemas::events::AttendanceStatus> for Status {
 }
 
 /// One verdict on a day: its statuses, exceptions and work time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Verdict {
     /// `[normal]`, the exceptions in WeCom's order, or what the day was (rest, on leave).
     pub status: Vec<Status>,
@@ -255,7 +254,7 @@ pub struct Verdict {
     pub work_s: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Tally {
     pub count: u32,
     pub seconds: i64,
@@ -269,7 +268,7 @@ impl Tally {
 }
 
 /// WeCom's exception_infos: late, early leave, missing punch, absent, location, device.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Exceptions {
     pub late: Tally,
     pub early_leave: Tally,
@@ -297,7 +296,7 @@ impl Exceptions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ApprovalNote {
     pub approval_id: ApprovalId,
     pub kind: NoteKind,
@@ -305,7 +304,7 @@ pub struct ApprovalNote {
     pub seconds: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     Leave { leave_type: String },
@@ -315,14 +314,14 @@ pub enum NoteKind {
     MakeUp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Overtime {
     pub seconds: i64,
     pub day_type: DayType,
     pub basis: OvertimeBasis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OvertimeBasis {
     Approval,
@@ -330,17 +329,17 @@ pub enum OvertimeBasis {
 }
 
 /// Every punch the day owns and what became of it: the audit trail of the day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PunchNote {
     pub punch_id: PunchId,
     pub local_time: NaiveDateTime,
-    pub source: &'static str,
+    pub source: String,
     pub device_sn: Option<DeviceSn>,
     pub place: Place,
     pub used: PunchUse,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PunchUse {
     On {
@@ -357,7 +356,7 @@ pub enum PunchUse {
     Refused,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct CalibrationNote {
     pub calibration_id: CalibrationId,
     pub target: CalibrationTarget,
@@ -439,7 +438,7 @@ pub fn judge(day: &Day<'_>) -> Judged {
         notes.push(PunchNote {
             punch_id: p.punch_id,
             local_time: time::local(zone, p.instant),
-            source: source_label(&p.source),
+            source: source_label(&p.source).to_owned(),
             device_sn: p.device_sn.clone(),
             place,
             used: if refused {
