@@ -1051,6 +1051,19 @@ impl Book {
         out
     }
 
+    /// The people who were ever in `department` or one under it.
+    pub fn people_ever_in(&self, department: &DepartmentId) -> Vec<PersonId> {
+        self.people
+            .iter()
+            .filter(|(_, p)| {
+                p.departments
+                    .iter()
+                    .any(|(_, d)| self.in_department(d, department))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Every person's id, in order.
     pub fn person_ids(&self) -> impl Iterator<Item = &PersonId> {
         self.people.keys()

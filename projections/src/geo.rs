@@ -47,7 +47,9 @@ pub fn in_fence(p: &LatLon, fence: &Geofence) -> bool {
 }
 
 /// Where a punch was, as far as the rule is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Place {
     /// The rule sets no place, or the punch is inside a geofence or on a listed Wi-Fi.

@@ -110,6 +110,56 @@ pub struct Answer {
     pub next_offset: Option<usize>,
 }
 
+/// A `daily` row (the schema of what the service answers; rows are written as JSON text).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DailyRow {
+    pub person_id: PersonId,
+    pub person: String,
+    pub badge_number: Option<schemas::ids::BadgeNumber>,
+    pub department_id: DepartmentId,
+    pub department: String,
+    pub date: NaiveDate,
+    /// WeCom's summary status (状态), or `no_rule`.
+    pub summary: String,
+    pub summary_label: String,
+    /// The judged day; `null` on a date with no rule.
+    pub day: Option<crate::judge::Judged>,
+}
+
+/// A `monthly` row.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MonthlyRow {
+    pub person_id: PersonId,
+    pub person: String,
+    pub badge_number: Option<schemas::ids::BadgeNumber>,
+    pub department_id: DepartmentId,
+    pub department: String,
+    #[serde(flatten)]
+    pub month: MonthRow,
+}
+
+/// The JSON Schemas of the queries and their answers: (file name, schema).
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("daily.request", schemars::schema_for!(DailyRequest)),
+        ("daily.row", schemars::schema_for!(DailyRow)),
+        ("monthly.request", schemars::schema_for!(MonthlyRequest)),
+        ("monthly.row", schemars::schema_for!(MonthlyRow)),
+        ("raw.request", schemars::schema_for!(RawRequest)),
+        ("list.request", schemars::schema_for!(ListRequest)),
+        ("explain.request", schemars::schema_for!(ExplainRequest)),
+        (
+            "as_of.request",
+            schemars::schema_for!(crate::worker::AsOfRequest),
+        ),
+        (
+            "diff.request",
+            schemars::schema_for!(crate::worker::DiffRequest),
+        ),
+        ("answer", schemars::schema_for!(Answer)),
+    ]
+}
+
 /// A refused query: NATS service error code and reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -237,6 +287,16 @@ impl<S: Read> Scope<'_, S> {
                         .ok_or_else(|| QueryError::UnknownPerson(p.clone()))
                 })
                 .collect();
+        }
+        if let Some(d) = department {
+            // Rows are filtered by the department of their date; these are everyone
+            // who could have one.
+            return Ok(self
+                .book
+                .people_ever_in(d)
+                .iter()
+                .filter_map(|p| self.book.person(p))
+                .collect());
         }
         Ok(self.book.people().collect())
     }

@@ -26,11 +26,14 @@ pub enum StoreError {
     Decode(String),
 }
 
+/// Entries in key order: (key, value).
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// An ordered key-value store the fold reads.
 pub trait Read {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry with `lo <= key <= hi`, in key order.
-    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Entries, StoreError>;
 }
 
 /// A store in memory: the reference the laws compare sled against.
@@ -57,7 +60,7 @@ impl Read for MemStore {
         Ok(self.0.get(key).cloned())
     }
 
-    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Entries, StoreError> {
         if lo > hi {
             return Ok(Vec::new());
         }
@@ -74,7 +77,7 @@ impl Read for sled::Tree {
         Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
     }
 
-    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Entries, StoreError> {
         if lo > hi {
             return Ok(Vec::new());
         }
@@ -148,7 +151,7 @@ impl<'a, S: Read> Through<'a, S> {
         }
     }
 
-    pub fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Entries, StoreError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
             self.store.range(lo, hi)?.into_iter().collect();
         if lo <= hi {

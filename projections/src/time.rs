@@ -48,7 +48,16 @@ pub fn local_date(zone: Tz, instant: DateTime<Utc>, day_starts_at: NaiveTime) ->
 
 /// A half-open interval of instants.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 pub struct Span {
     pub start: DateTime<Utc>,

@@ -28,7 +28,7 @@ use crate::time::{self, Span};
 pub use plan::{boundary, owned_span};
 
 /// What a date is under a person's rule, before any punch is looked at.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct DayPlan {
     pub date: NaiveDate,
     pub day_type: DayType,
@@ -49,7 +49,7 @@ pub enum DayType {
     Holiday,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Work {
     /// Nothing expected: a rest day, a holiday, a no-punch date.
@@ -63,13 +63,13 @@ pub enum Work {
     Free { standard_work_s: u32 },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ShiftRef {
     pub shift_id: ShiftId,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RuleRef {
     pub rule_id: RuleId,
     pub version: u32,
@@ -77,7 +77,7 @@ pub struct RuleRef {
 }
 
 /// An approval that bears on days: it covers `span`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     pub approval_id: ApprovalId,
     pub kind: ApprovalKind,
@@ -87,7 +87,7 @@ pub struct Approval {
     pub sequence: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalKind {
     Leave { leave_type: String },
@@ -97,7 +97,7 @@ pub enum ApprovalKind {
 }
 
 /// A calibration with who made it and when, as the envelope says.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Calibration {
     pub calibration: CalibrationApplied,
     pub actor: String,
@@ -129,7 +129,7 @@ pub struct Day<'a> {
 }
 
 /// A day as reports show it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Judged {
     pub date: NaiveDate,
     pub rule: RuleRef,
@@ -159,20 +159,20 @@ pub struct Judged {
     pub late_out_s: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SectionReport {
     pub on: SlotReport,
     pub off: SlotReport,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SlotReport {
     pub scheduled: NaiveDateTime,
     pub original: SlotVerdict,
     pub calibrated: SlotVerdict,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SlotVerdict {
     pub status: Status,
     /// Lateness or early leave, in seconds from the scheduled (or leave-adjusted) time.
@@ -185,7 +185,17 @@ pub struct SlotVerdict {
 
 /// Statuses, WeCom's words: slot statuses, exceptions and what covers a day.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -246,7 +256,7 @@ impl From<schemas::events::AttendanceStatus> for Status {
 }
 
 /// One verdict on a day: its statuses, exceptions and work time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// `[normal]`, the exceptions in WeCom's order, or what the day was (rest, on leave).
     pub status: Vec<Status>,
@@ -254,7 +264,9 @@ pub struct Verdict {
     pub work_s: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Tally {
     pub count: u32,
     pub seconds: i64,
@@ -268,7 +280,9 @@ impl Tally {
 }
 
 /// WeCom's exception_infos: late, early leave, missing punch, absent, location, device.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Exceptions {
     pub late: Tally,
     pub early_leave: Tally,
@@ -296,7 +310,7 @@ impl Exceptions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ApprovalNote {
     pub approval_id: ApprovalId,
     pub kind: NoteKind,
@@ -304,7 +318,7 @@ pub struct ApprovalNote {
     pub seconds: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     Leave { leave_type: String },
@@ -314,14 +328,18 @@ pub enum NoteKind {
     MakeUp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Overtime {
     pub seconds: i64,
     pub day_type: DayType,
     pub basis: OvertimeBasis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OvertimeBasis {
     Approval,
@@ -329,7 +347,7 @@ pub enum OvertimeBasis {
 }
 
 /// Every punch the day owns and what became of it: the audit trail of the day.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PunchNote {
     pub punch_id: PunchId,
     pub local_time: NaiveDateTime,
@@ -339,7 +357,9 @@ pub struct PunchNote {
     pub used: PunchUse,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PunchUse {
     On {
@@ -356,7 +376,7 @@ pub enum PunchUse {
     Refused,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CalibrationNote {
     pub calibration_id: CalibrationId,
     pub target: CalibrationTarget,

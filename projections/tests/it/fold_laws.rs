@@ -131,7 +131,7 @@ fn setup(night: bool) -> Vec<Event> {
     for (i, badge) in ["1", "2"].iter().enumerate() {
         events.push(
             PersonHired {
-                person_id: PersonId::new(&format!("p{i}")),
+                person_id: PersonId::new(format!("p{i}")),
                 name: format!("P{i}"),
                 department_id: d.clone(),
                 hired_on: hired,
@@ -184,7 +184,7 @@ fn events_of(night: bool, acts: &[Act]) -> Vec<Envelope> {
     let mut version = 1;
     for (i, a) in acts.iter().enumerate() {
         let date = |d: u8| start() + Duration::days(i64::from(d));
-        let person = |p: u8| PersonId::new(&format!("p{p}"));
+        let person = |p: u8| PersonId::new(format!("p{p}"));
         let e: Event = match a {
             Act::Punch { badge, day, minute } => {
                 let local: NaiveDateTime =
@@ -193,7 +193,7 @@ fn events_of(night: bool, acts: &[Act]) -> Vec<Envelope> {
                 let instant = projections::time::instant(zone.tz(), local);
                 let punch = Punch::from_device(
                     DeviceSn::new("DEV1"),
-                    BadgeNumber::new(&(badge + 1).to_string()),
+                    BadgeNumber::new((badge + 1).to_string()),
                     local,
                     zone,
                     instant,
@@ -208,7 +208,7 @@ fn events_of(night: bool, acts: &[Act]) -> Vec<Envelope> {
                 let zone = ZoneName::parse(ZONE).unwrap().tz();
                 let s = projections::time::at(zone, date(*day), t(9, 0));
                 LeaveApproved {
-                    approval_id: ApprovalId::new(&format!("a{i}")),
+                    approval_id: ApprovalId::new(format!("a{i}")),
                     person_id: person(*p),
                     leave_type: "annual".into(),
                     span: ApprovedSpan {
@@ -220,7 +220,7 @@ fn events_of(night: bool, acts: &[Act]) -> Vec<Envelope> {
                 .into()
             }
             Act::Calibrate { person: p, day } => CalibrationApplied {
-                calibration_id: CalibrationId::new(&format!("c{i}")),
+                calibration_id: CalibrationId::new(format!("c{i}")),
                 person_id: person(*p),
                 date: date(*day),
                 target: CalibrationTarget::Slot {

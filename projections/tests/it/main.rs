@@ -1,4 +1,5 @@
 mod fixtures;
 mod fold_laws;
 mod properties;
+mod queries;
 mod worker;

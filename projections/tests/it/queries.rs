@@ -1,0 +1,105 @@
+//! The query service's contract: its JSON Schemas are checked in under
+//! `schemas/json/queries/` (`LEDGERCLOCK_BLESS=1` regenerates them), and what it answers
+//! for each replay fixture is a reviewed snapshot, computed by the fold and the queries
+//! themselves over an in-memory store.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use projections::book::load_jsonl;
+use projections::fold::Fold;
+use projections::query::{DailyRequest, MonthlyRequest, Scope};
+use projections::store::MemStore;
+use schemas::Envelope;
+
+#[test]
+fn checked_in_query_schemas_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/json/queries");
+    let bless = std::env::var_os("LEDGERCLOCK_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (name, schema) in projections::query::schemas() {
+        let mut text = serde_json::to_string_pretty(&schema).unwrap();
+        text.push('\n');
+        let file = dir.join(format!("{name}.schema.json"));
+        if std::fs::read_to_string(&file).unwrap_or_default() != text {
+            if bless {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&file, text).unwrap();
+            } else {
+                stale.push(file.display().to_string());
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale query schemas (LEDGERCLOCK_BLESS=1 cargo test -p projections): {stale:?}"
+    );
+}
+
+#[test]
+fn query_answers_for_the_replay_fixtures() {
+    insta::glob!("../../../replay-fixtures", "*.jsonl", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let events: Vec<Envelope> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| Envelope::from_json(l).unwrap())
+            .collect();
+        let (book, _) = load_jsonl(std::io::BufReader::new(text.as_bytes()), None).unwrap();
+        let Some((from, to)) = book.punch_dates() else {
+            return;
+        };
+        // The clock: a week after the last punch, so every day has closed.
+        let now: DateTime<Utc> = (to + Duration::days(7))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        let mut store = MemStore::default();
+        let mut fold = Fold::new();
+        let batch: Vec<(u64, &Envelope)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64 + 1, e))
+            .collect();
+        let (changes, _) = fold.apply(&store, &batch, now).unwrap();
+        store.commit(changes);
+        let (changes, _) = fold.tick(&store, now).unwrap();
+        store.commit(changes);
+        let tenant = events[0].tenant.clone();
+        let scope = Scope {
+            tenant: &tenant,
+            book: fold.book(&tenant).unwrap(),
+            store: &store,
+            now,
+        };
+        let (daily, _) = scope
+            .daily(&DailyRequest {
+                from: Some(from),
+                to: Some(to),
+                ..DailyRequest::default()
+            })
+            .unwrap();
+        let month = |d: NaiveDate| d.format("%Y-%m").to_string();
+        let (monthly, _) = scope
+            .monthly(&MonthlyRequest {
+                month: month(from),
+                ..MonthlyRequest::default()
+            })
+            .unwrap();
+        let rows = |rows: Vec<projections::query::Row>| -> Vec<serde_json::Value> {
+            rows.iter()
+                .map(|r| serde_json::from_str(r.get()).unwrap())
+                .collect()
+        };
+        let answer = serde_json::json!({
+            "daily": rows(daily),
+            "monthly": rows(monthly),
+        });
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("../../../replay-fixtures/snapshots/queries");
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_description("the query service's daily and monthly answers (views folded at a week past the last punch)");
+        settings.set_omit_expression(true);
+        settings.bind(|| insta::assert_json_snapshot!(answer));
+    });
+}
