@@ -192,7 +192,9 @@ struct Shared {
     trees: Mutex<Vec<std::sync::Weak<Partition>>>,
 }
 
-/// Opens (or, when it will not open, recreates) the store.
+/// Opens (or, when it will not open, recreates) the store. A store locked by another
+/// process (a worker, or one that is just closing) is waited for a few seconds, then
+/// refused: it is never deleted.
 pub fn open_store(dir: &std::path::Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let open = || {
         sled::Config::new()
@@ -201,12 +203,24 @@ pub fn open_store(dir: &std::path::Path, cache_bytes: u64) -> Result<sled::Db, S
             .mode(sled::Mode::HighThroughput)
             .open()
     };
-    match open() {
-        Ok(db) => Ok(db),
-        Err(e) => {
-            tracing::warn!(store = %dir.display(), error = %e, "the projection store does not open: deleting it and rebuilding every view from the stream");
-            let _ = std::fs::remove_dir_all(dir);
-            Ok(open()?)
+    let locked = |e: &sled::Error| {
+        matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
+    };
+    let mut tries = 0;
+    loop {
+        match open() {
+            Ok(db) => return Ok(db),
+            Err(e) if locked(&e) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) if locked(&e) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(store = %dir.display(), error = %e, "the projection store does not open: deleting it and rebuilding every view from the stream");
+                let _ = std::fs::remove_dir_all(dir);
+                return Ok(open()?);
+            }
         }
     }
 }

@@ -62,6 +62,7 @@ attendance() {
       append) set -- "$@" --events 3000 --single 100 --batch 1000 ;;
       ingest) set -- "$@" --limit 2000 --devices 1,4 ;;
       replay) set -- "$@" --events 2000 --people 20 ;;
+      projections) set -- "$@" --people 40 --days 14 --department-size 10 --queries 40 ;;
       abuse) set -- "$@" --idle 300 --holders 1 --unknown-bodies 2 --unknown-body-mb 2 --history-lines 5000 ;;
     esac
   fi

@@ -3,7 +3,7 @@
 //! `tests/projections/`, a binary of their own: they load the machine.)
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration as StdDuration;
 
 use serde_json::{Value, json};

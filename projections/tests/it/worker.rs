@@ -590,7 +590,7 @@ async fn a_deleted_corrupted_or_outdated_store_rebuilds_by_itself() {
     // A stored view overwritten with bytes that are not a view: the query that reads it
     // says "rebuilding", the worker rebuilds, the answer comes back whole.
     {
-        let db = sled::open(&store).unwrap();
+        let db = open_stopped(&store);
         let tree = db.open_tree(format!("p{p}")).unwrap();
         let k = projections::store::key::day(&tenant(), &PersonId::new("li"), day0());
         assert!(tree.get(&k).unwrap().is_some());
@@ -620,7 +620,7 @@ async fn a_deleted_corrupted_or_outdated_store_rebuilds_by_itself() {
 
     // Another projection version, and a checkpoint past the stream's end.
     {
-        let db = sled::open(&store).unwrap();
+        let db = open_stopped(&store);
         let tree = db.open_tree(format!("p{p}")).unwrap();
         tree.insert(projections::store::key::VERSION, &999u32.to_be_bytes())
             .unwrap();
@@ -633,7 +633,7 @@ async fn a_deleted_corrupted_or_outdated_store_rebuilds_by_itself() {
     );
     running.stop().await;
     {
-        let db = sled::open(&store).unwrap();
+        let db = open_stopped(&store);
         let tree = db.open_tree(format!("p{p}")).unwrap();
         for v in projections::fold::VIEWS {
             tree.insert(
@@ -661,4 +661,16 @@ async fn a_deleted_corrupted_or_outdated_store_rebuilds_by_itself() {
         expected["rows"]
     );
     running.stop().await;
+}
+
+/// Opens a stopped worker's store: sled's flusher thread lets the file lock go a moment
+/// after the worker has dropped the store.
+fn open_stopped(store: &std::path::Path) -> sled::Db {
+    for _ in 0..200 {
+        if let Ok(db) = sled::open(store) {
+            return db;
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+    sled::open(store).unwrap()
 }
