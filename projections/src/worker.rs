@@ -172,6 +172,8 @@ struct Partition {
     lease_valid_until: Mutex<Instant>,
     revision: AtomicU64,
     stop: tokio::sync::watch::Sender<bool>,
+    /// The subscription answering forwarded requests, while owned.
+    forwarded: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Partition {
@@ -554,6 +556,7 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                     lease_valid_until: Mutex::new(sent + ttl - margin),
                     revision: AtomicU64::new(rev),
                     stop,
+                    forwarded: Mutex::new(None),
                 });
                 shared
                     .owned
@@ -566,6 +569,8 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                     .lock()
                     .expect("trees")
                     .push(Arc::downgrade(&part));
+                let serving = tokio::spawn(serve_forwarded(shared.clone(), part.clone()));
+                *part.forwarded.lock().expect("forwarded") = Some(serving);
                 let task = tokio::spawn(own(shared.clone(), part));
                 shared.tasks.lock().expect("tasks").push(task);
             }
@@ -591,6 +596,9 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
 fn fence(shared: &Shared, p: &Partition) {
     *p.lease_valid_until.lock().expect("lease") = Instant::now();
     let _ = p.stop.send(true);
+    if let Some(serving) = p.forwarded.lock().expect("forwarded").take() {
+        serving.abort();
+    }
     shared.owned.lock().expect("owned").remove(&p.number);
 }
 
@@ -776,59 +784,56 @@ async fn start_service(shared: Arc<Shared>) -> Result<async_nats::service::Servi
         });
         shared.tasks.lock().expect("tasks").push(task);
     }
-    // Forwarded requests, for the partitions this worker owns.
-    let mut owner = client
-        .subscribe(format!("{OWNER_PREFIX}.>"))
-        .await
-        .map_err(nats)?;
-    let forwarded = shared.clone();
-    let task = tokio::spawn(async move {
-        while let Some(message) = owner.next().await {
-            let shared = forwarded.clone();
-            tokio::spawn(async move {
-                let Some(reply) = message.reply.clone() else {
-                    return;
-                };
-                let tokens: Vec<&str> = message.subject.as_str().split('.').collect();
-                // lc.qp.v1.p<k>.<tenant>.<query>
-                let (Some(p), Some(name)) = (
-                    tokens
-                        .get(3)
-                        .and_then(|t| t.strip_prefix('p'))
-                        .and_then(|n| n.parse::<u16>().ok()),
-                    tokens.get(5),
-                ) else {
-                    return;
-                };
-                let Some(part) = shared.owned.lock().expect("owned").get(&p).cloned() else {
-                    // Not ours (any more): let another owner, or the timeout, answer.
-                    return;
-                };
-                let tenant = tokens.get(4).copied().unwrap_or_default();
-                let answer = answer_local(&shared, &part, tenant, name, &message.payload).await;
-                let mut headers = async_nats::HeaderMap::new();
-                let body = match answer {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let e = service_error(&e);
-                        headers.insert(async_nats::service::NATS_SERVICE_ERROR, e.status.as_str());
-                        headers.insert(
-                            async_nats::service::NATS_SERVICE_ERROR_CODE,
-                            e.code.to_string().as_str(),
-                        );
-                        Bytes::new()
-                    }
-                };
-                let _ = shared
-                    .ledger
-                    .client()
-                    .publish_with_headers(reply, headers, body)
-                    .await;
-            });
-        }
-    });
-    shared.tasks.lock().expect("tasks").push(task);
     Ok(service)
+}
+
+/// Answers requests forwarded to `part` (`lc.qp.v1.p<k>.<tenant>.<query>`) while this
+/// worker owns it: subscribed when it is taken, dropped when it is given up or fenced,
+/// so a request for a partition nobody holds meets "no responders" at once.
+async fn serve_forwarded(shared: Arc<Shared>, part: Arc<Partition>) {
+    let client = shared.ledger.client().clone();
+    let Ok(mut owner) = client
+        .subscribe(format!("{OWNER_PREFIX}.p{}.>", part.number))
+        .await
+    else {
+        tracing::warn!(
+            partition = part.number,
+            "cannot subscribe to forwarded queries"
+        );
+        return;
+    };
+    while let Some(message) = owner.next().await {
+        let shared = shared.clone();
+        let part = part.clone();
+        tokio::spawn(async move {
+            let Some(reply) = message.reply.clone() else {
+                return;
+            };
+            let tokens: Vec<&str> = message.subject.as_str().split('.').collect();
+            // lc.qp.v1.p<k>.<tenant>.<query>
+            let tenant = tokens.get(4).copied().unwrap_or_default();
+            let name = tokens.get(5).copied().unwrap_or_default();
+            let answer = answer_local(&shared, &part, tenant, name, &message.payload).await;
+            let mut headers = async_nats::HeaderMap::new();
+            let body = match answer {
+                Ok(b) => b,
+                Err(e) => {
+                    let e = service_error(&e);
+                    headers.insert(async_nats::service::NATS_SERVICE_ERROR, e.status.as_str());
+                    headers.insert(
+                        async_nats::service::NATS_SERVICE_ERROR_CODE,
+                        e.code.to_string().as_str(),
+                    );
+                    Bytes::new()
+                }
+            };
+            let _ = shared
+                .ledger
+                .client()
+                .publish_with_headers(reply, headers, body)
+                .await;
+        });
+    }
 }
 
 /// Answers a query here, or asks the partition's owner and relays its answer (an error
