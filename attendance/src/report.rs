@@ -646,26 +646,14 @@ fn columns(kind: Kind, rows: &[Value]) -> (Vec<String>, Vec<Vec<Cell>>) {
                 col(&mut h, &mut c, "standard", readable(&d["standard_work_s"]));
                 let summary = r.get("summary_label").map_or(Cell::Empty, text);
                 col(&mut h, &mut c, "summary", summary);
-                col(
-                    &mut h,
-                    &mut c,
-                    "original status",
-                    if d.is_null() {
+                for which in ["original", "calibrated"] {
+                    let status = if d.is_null() {
                         Cell::Empty
                     } else {
-                        Cell::Text(verdict(&d["original"]))
-                    },
-                );
-                col(
-                    &mut h,
-                    &mut c,
-                    "calibrated status",
-                    if d.is_null() {
-                        Cell::Empty
-                    } else {
-                        Cell::Text(verdict(&d["calibrated"]))
-                    },
-                );
+                        Cell::Text(verdict(&d[which]))
+                    };
+                    col(&mut h, &mut c, &format!("{which} status"), status);
+                }
                 for (which, v) in [
                     ("original", &d["original"]),
                     ("calibrated", &d["calibrated"]),
