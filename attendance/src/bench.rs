@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// connections, huge bodies from an unknown SN, a whole history in one body; its
     /// descriptors and memory, and whether devices are still answered.
     Abuse(crate::bench_abuse::AbuseBench),
+    /// Devices polling getrequest (5,000 every 5 s): poll latency and the CPU of the
+    /// gateway and nats-server, against reading each poll's commands from the stream.
+    Polls(crate::bench_polls::PollsBench),
     /// Holds connections open for `bench abuse` (a helper process).
     #[command(hide = true)]
     Hold(crate::bench_abuse::HoldArgs),
@@ -96,6 +99,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Replay(args) => crate::bench_replay::run(args).await,
         BenchCommand::Abuse(args) => crate::bench_abuse::run(args).await,
         BenchCommand::Projections(args) => crate::bench_projections::run(args).await,
+        BenchCommand::Polls(args) => crate::bench_polls::run(args).await,
         BenchCommand::Hold(args) => crate::bench_abuse::hold(args).await,
     }
 }

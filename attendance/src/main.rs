@@ -6,6 +6,7 @@
 mod admin;
 mod bench;
 mod bench_abuse;
+mod bench_polls;
 mod bench_projections;
 mod bench_replay;
 mod cli;

@@ -331,6 +331,20 @@ pub async fn queue(
     actor: schemas::Actor,
     now: DateTime<Utc>,
 ) -> Result<u64, ledger::LedgerError> {
+    let (id, _) = append_queued(ledger, tenant, sn, command, expires_at, None, actor, now).await?;
+    Ok(id)
+}
+
+/// [`queue`], answering the command's id and the stream sequence it was stored at.
+pub async fn queue_recorded(
+    ledger: &ledger::Ledger,
+    tenant: &schemas::ids::TenantId,
+    sn: &DeviceSn,
+    command: DeviceCommand,
+    expires_at: Option<DateTime<Utc>>,
+    actor: schemas::Actor,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), ledger::LedgerError> {
     append_queued(ledger, tenant, sn, command, expires_at, None, actor, now).await
 }
 
@@ -345,7 +359,9 @@ pub async fn retry(
 ) -> Result<u64, crate::admin::AdminError> {
     let (queue, _) = load(ledger, tenant, sn).await?;
     let command = decide_retry(&queue, id)?;
-    Ok(append_queued(ledger, tenant, sn, command, None, Some(id), actor, now).await?)
+    Ok(append_queued(ledger, tenant, sn, command, None, Some(id), actor, now)
+        .await?
+        .0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -358,7 +374,7 @@ async fn append_queued(
     retry_of: Option<u64>,
     actor: schemas::Actor,
     now: DateTime<Utc>,
-) -> Result<u64, ledger::LedgerError> {
+) -> Result<(u64, u64), ledger::LedgerError> {
     let mut attempts = 0;
     loop {
         let (queue, expected) = load(ledger, tenant, sn).await?;
@@ -372,7 +388,7 @@ async fn append_queued(
         };
         let envelope = schemas::Envelope::new(tenant.clone(), actor.clone(), event, now);
         match ledger.append(&envelope, expected).await {
-            Ok(_) => return Ok(id),
+            Ok(appended) => return Ok((id, appended.sequence)),
             Err(ledger::LedgerError::Conflict { .. }) if attempts < 5 => attempts += 1,
             Err(e) => return Err(e),
         }

@@ -14,10 +14,12 @@
 //! - [`mobile`]: a phone's punch checked against its person's rule, pure.
 //! - [`http`]: the HTTP shell: its own HTTP/1.1 connection layer for devices that do not
 //!   speak HTTP well, the handlers, health; `run(gateway, listener, shutdown)`.
+//! - [`view`]: bindings, command queues and phone rules folded from the stream by one
+//!   tail per partition, so polls and phone punches read memory, not the stream.
 //! - [`simulator`]: a firmware-like device for tests and benchmarks.
 //!
 //! Non-goals: judging days (projections do), and keeping state of its own: bindings and
-//! pending commands are read from events, so any gateway instance serves any device.
+//! pending commands are folded from events, so any gateway instance serves any device.
 
 pub mod admin;
 pub mod commands;
@@ -32,3 +34,4 @@ pub mod protocol;
 pub mod registration;
 pub mod roster;
 pub mod simulator;
+pub mod view;

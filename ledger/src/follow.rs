@@ -222,3 +222,116 @@ impl Follower {
         Ok(())
     }
 }
+
+/// An ordered consumer over some subjects of a partition: the one live read a
+/// gateway keeps to serve devices and phones from memory. Ephemeral (it is recreated
+/// from the last sequence its reader applied) and removed by the server once its reader
+/// is gone.
+pub struct Tail {
+    stream: String,
+    messages: consumer::pull::Ordered,
+    /// How many matching messages the stream held beyond the start when the tail began.
+    pub pending_at_start: u64,
+}
+
+impl std::fmt::Debug for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tail").field("stream", &self.stream).finish()
+    }
+}
+
+impl Ledger {
+    /// Tails the events of a partition matching `filters`, from `after + 1`.
+    pub async fn tail_partition(
+        &self,
+        partition: u16,
+        filters: Vec<String>,
+        after: u64,
+    ) -> Result<Tail, LedgerError> {
+        let stream_name = self.partitions().stream_name(partition);
+        let stream = self
+            .js
+            .get_stream_no_info(&stream_name)
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let mut consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subjects: filters,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let pending_at_start = consumer
+            .info()
+            .await
+            .map_err(LedgerError::unavailable)?
+            .num_pending;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(LedgerError::unavailable)?;
+        Ok(Tail {
+            stream: stream_name,
+            messages,
+            pending_at_start,
+        })
+    }
+
+    /// The sequence of the last event of a partition matching `filter` (wildcards
+    /// allowed), 0 when there is none: one direct read, for a reader to know how far
+    /// it must have applied to be current.
+    pub async fn last_sequence_matching(
+        &self,
+        partition: u16,
+        filter: &str,
+    ) -> Result<u64, LedgerError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let stream = self
+            .js
+            .get_stream_no_info(self.partitions().stream_name(partition))
+            .await
+            .map_err(LedgerError::unavailable)?;
+        match stream.get_last_raw_message_by_subject(filter).await {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(LedgerError::unavailable(e)),
+        }
+    }
+}
+
+impl Tail {
+    /// The next event and how many matching messages follow it in the stream; `None`
+    /// when the consumer ended.
+    pub async fn next(&mut self) -> Option<Result<(Recorded, u64), LedgerError>> {
+        let message = match self.messages.next().await? {
+            Ok(message) => message,
+            Err(e) => return Some(Err(LedgerError::unavailable(e))),
+        };
+        let (sequence, pending) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.pending),
+            Err(e) => return Some(Err(LedgerError::unavailable(e))),
+        };
+        let envelope = match Envelope::from_msgpack(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(source) => {
+                return Some(Err(LedgerError::Decode {
+                    stream: self.stream.clone(),
+                    sequence,
+                    source,
+                }));
+            }
+        };
+        Some(Ok((
+            Recorded {
+                stream: self.stream.clone(),
+                sequence,
+                subject: message.subject.to_string(),
+                envelope,
+            },
+            pending,
+        )))
+    }
+}

@@ -23,7 +23,7 @@ pub mod subjects;
 
 pub use append::{Appended, Expected};
 pub use error::LedgerError;
-pub use follow::Follower;
+pub use follow::{Follower, Tail};
 pub use nats_server::{NatsServer, ServerOptions, Supervised};
 pub use provision::{DurableConsumer, LedgerConfig, provision_consumer, provision_streams};
 pub use read::{ReadFrom, Recorded};

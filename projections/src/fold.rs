@@ -818,7 +818,8 @@ fn judge_person<S: Read>(
     let mut entries = punches_of(view, book, t, person, window_lo, window_hi)?;
     let mut loaded = (window_lo, window_hi);
 
-    let mut months: BTreeSet<(i32, u32)> = BTreeSet::new();
+    // Per month touched: the totals of the days taken out and put in.
+    let mut months: BTreeMap<(i32, u32), MonthDelta> = BTreeMap::new();
     let mut carried: HashMap<NaiveDate, Option<i64>> = HashMap::new();
     while let Some(date) = dates.pop_first() {
         let k = key::day(t, person, date);
@@ -842,7 +843,7 @@ fn judge_person<S: Read>(
                         Some(l) => *l,
                         None => view
                             .get(&key::day(t, person, date - Duration::days(1)))?
-                            .map(|b| decode::<StoredDay>(&b))
+                            .map(|b| decode::<LateOut>(&b))
                             .transpose()?
                             .and_then(|d| d.late_out_s),
                     };
@@ -862,7 +863,9 @@ fn judge_person<S: Read>(
             continue;
         }
         folded.written += 1;
-        months.insert((date.year(), date.month()));
+        let delta = months.entry((date.year(), date.month())).or_default();
+        delta.out.extend(old.as_ref().map(|o| o.totals.clone()));
+        delta.put.extend(new.as_ref().map(|n| n.totals.clone()));
         if let Some(c) = old.as_ref().and_then(|o| o.closes_at) {
             view.delete(key::open(t, c, person, date))?;
         }
@@ -884,36 +887,49 @@ fn judge_person<S: Read>(
             dates.insert(next);
         }
     }
-    for (y, m) in months {
-        write_month(view, t, person, y, m)?;
+    for ((y, m), delta) in months {
+        write_month(view, t, person, y, m, delta)?;
     }
     Ok(folded)
 }
 
+/// Only a stored day's late-out (its report is skipped, not copied).
+#[derive(Deserialize)]
+struct LateOut {
+    late_out_s: Option<i64>,
+}
+
+/// What a month's re-judged days took out of it and put into it.
+#[derive(Default)]
+struct MonthDelta {
+    out: Vec<crate::views::DayTotals>,
+    put: Vec<crate::views::DayTotals>,
+}
+
+/// Rewrites a month row as the stored row less the days re-judged and plus what they
+/// are now: the month's other days are not read.
 fn write_month<S: Read>(
     view: &mut Through<'_, S>,
     t: &TenantId,
     person: &PersonId,
     year: i32,
     month: u32,
+    delta: MonthDelta,
 ) -> Result<(), StoreError> {
-    let first = NaiveDate::from_ymd_opt(year, month, 1).expect("a month");
-    let last = (first + Duration::days(32)).with_day(1).expect("a month") - Duration::days(1);
-    let (lo, hi) = key::days(t, person, first, last);
-    let mut row = MonthRow {
-        month: format!("{year:04}-{month:02}"),
-        ..MonthRow::default()
-    };
-    // Only the totals of each day are read (the report is skipped, not copied).
-    #[derive(Deserialize)]
-    struct Totals {
-        totals: crate::views::DayTotals,
-    }
-    for (_, v) in view.range(&lo, &hi)? {
-        let d: Totals = decode(&v)?;
-        row.add(&d.totals);
-    }
     let k = key::month(t, person, year, month);
+    let mut row: MonthRow = match view.get(&k)? {
+        Some(bytes) => decode(&bytes)?,
+        None => MonthRow {
+            month: format!("{year:04}-{month:02}"),
+            ..MonthRow::default()
+        },
+    };
+    for totals in &delta.out {
+        row.remove(totals);
+    }
+    for totals in &delta.put {
+        row.add(totals);
+    }
     if row.days == 0 {
         view.delete(k)?;
     } else {

@@ -116,6 +116,11 @@ impl Count {
         self.count += o.count;
         self.seconds += o.seconds;
     }
+
+    fn sub(&mut self, o: Count) {
+        self.count -= o.count;
+        self.seconds -= o.seconds;
+    }
 }
 
 impl Tallies {
@@ -137,6 +142,15 @@ impl Tallies {
         self.absent.add(o.absent);
         self.location.add(o.location);
         self.device.add(o.device);
+    }
+
+    fn sub(&mut self, o: &Tallies) {
+        self.late.sub(o.late);
+        self.early_leave.sub(o.early_leave);
+        self.missing_punch.sub(o.missing_punch);
+        self.absent.sub(o.absent);
+        self.location.sub(o.location);
+        self.device.sub(o.device);
     }
 
     fn any(&self) -> bool {
@@ -275,35 +289,67 @@ pub struct MonthRow {
 
 impl MonthRow {
     pub fn add(&mut self, t: &DayTotals) {
-        self.days += 1;
+        self.count(t, 1);
+    }
+
+    /// Takes a day added before out again: a month is kept as the sum of its days, so a
+    /// re-judged day changes its month without the month's other days being read.
+    pub fn remove(&mut self, t: &DayTotals) {
+        self.count(t, -1);
+    }
+
+    fn count(&mut self, t: &DayTotals, sign: i8) {
+        let n = |field: &mut u32| {
+            if sign > 0 {
+                *field += 1
+            } else {
+                *field -= 1
+            }
+        };
+        let s = |field: &mut i64, v: i64| *field += i64::from(sign) * v;
+        n(&mut self.days);
         match t.day_type {
             Some(DayType::Workday) => {
-                self.workdays += 1;
+                n(&mut self.workdays);
                 if t.in_progress {
-                    self.in_progress_days += 1;
+                    n(&mut self.in_progress_days);
                 } else if t.calibrated.any() {
-                    self.exception_days += 1;
+                    n(&mut self.exception_days);
                 } else {
-                    self.normal_days += 1;
+                    n(&mut self.normal_days);
                 }
-                self.overtime_workday_s += t.overtime_s;
+                s(&mut self.overtime_workday_s, t.overtime_s);
             }
             Some(DayType::Rest) => {
-                self.rest_days += 1;
-                self.overtime_rest_day_s += t.overtime_s;
+                n(&mut self.rest_days);
+                s(&mut self.overtime_rest_day_s, t.overtime_s);
             }
             Some(DayType::Holiday) => {
-                self.holidays += 1;
-                self.overtime_holiday_s += t.overtime_s;
+                n(&mut self.holidays);
+                s(&mut self.overtime_holiday_s, t.overtime_s);
             }
             None => {}
         }
-        self.work_s += t.work_s;
-        self.standard_s += t.standard_s;
-        self.original.add(&t.original);
-        self.calibrated.add(&t.calibrated);
-        for (k, c) in &t.approvals {
-            self.approvals.entry(k.clone()).or_default().add(*c);
+        s(&mut self.work_s, t.work_s);
+        s(&mut self.standard_s, t.standard_s);
+        if sign > 0 {
+            self.original.add(&t.original);
+            self.calibrated.add(&t.calibrated);
+            for (k, c) in &t.approvals {
+                self.approvals.entry(k.clone()).or_default().add(*c);
+            }
+        } else {
+            self.original.sub(&t.original);
+            self.calibrated.sub(&t.calibrated);
+            for (k, c) in &t.approvals {
+                if let Some(total) = self.approvals.get_mut(k) {
+                    total.sub(*c);
+                    // No day of the month has this kind any more: as if never added.
+                    if total.count == 0 {
+                        self.approvals.remove(k);
+                    }
+                }
+            }
         }
     }
 }

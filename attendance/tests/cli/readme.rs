@@ -63,6 +63,7 @@ attendance() {
       ingest) set -- "$@" --limit 2000 --devices 1,4 ;;
       replay) set -- "$@" --events 2000 --people 20 ;;
       projections) set -- "$@" --people 40 --days 14 --department-size 10 --queries 40 ;;
+      polls) set -- "$@" --devices 40 --every 1 --seconds 2 --commands-per-second 10 ;;
       abuse) set -- "$@" --idle 300 --holders 1 --unknown-bodies 2 --unknown-body-mb 2 --history-lines 5000 ;;
     esac
   fi

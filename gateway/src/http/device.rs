@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Offset, Utc};
-use ledger::{Expected, LedgerError};
+use ledger::Expected;
 use schemas::events::{
     DeviceRecordRejected, DeviceUploadUnrecognised, RejectionReason, UnknownDeviceSeen,
 };
@@ -39,6 +39,7 @@ use crate::protocol::params::Params;
 use crate::protocol::status::Status;
 use crate::protocol::tables::{Handling, Table};
 use crate::protocol::{Dialect, time};
+use crate::view::{NotCurrent, View};
 use crate::{cursors, operlog_ingest, registration};
 
 type Peer = ConnectInfo<SocketAddr>;
@@ -87,16 +88,23 @@ fn said_in(params: &Params) -> Status {
     }
 }
 
+/// The status period `at` falls in for `sn`. Each SN's periods start at an offset of
+/// their own (a hash of the SN), so that thousands of devices do not all record their
+/// "last seen" in the same few seconds after a period turns; the offset is the same in
+/// every gateway, so the derived event id still makes one record per period.
+fn status_period(sn: &DeviceSn, at: DateTime<Utc>) -> i64 {
+    let period = STATUS_EVERY.num_seconds();
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in sn.as_str().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    (at.timestamp() + i64::from(hash) % period).div_euclid(period)
+}
+
 impl Gateway {
-    async fn binding(&self, sn: &DeviceSn) -> Result<Option<Binding>, LedgerError> {
-        if let Some(binding) = self.inner.seen.binding(sn) {
-            return Ok(Some(binding));
-        }
-        let binding = crate::admin::lookup(self.ledger(), sn).await?;
-        if let Some(binding) = &binding {
-            self.inner.seen.remember_binding(binding);
-        }
-        Ok(binding)
+    async fn binding(&self, sn: &DeviceSn) -> Result<Option<Binding>, NotCurrent> {
+        self.inner.view.binding(sn).await
     }
 
     /// Resolves the device of a request, or answers for it: unknown devices are refused
@@ -142,7 +150,7 @@ impl Gateway {
                 return Err(unavailable());
             }
         }
-        let found = crate::admin::lookup_command_tenant(self.ledger(), &sn).await;
+        let found = self.inner.view.command_tenant(&sn).await;
         let tenant = self
             .known(&sn, found, uri, peer, StatusCode::FORBIDDEN)
             .await?;
@@ -154,7 +162,7 @@ impl Gateway {
     async fn known<T>(
         &self,
         sn: &DeviceSn,
-        found: Result<Option<T>, LedgerError>,
+        found: Result<Option<T>, NotCurrent>,
         uri: &Uri,
         peer: SocketAddr,
         refusal: StatusCode,
@@ -241,7 +249,7 @@ impl Gateway {
             let local = now.with_timezone(&binding.zone.tz()).naive_local();
             said.clock_drift_seconds = Some((device_time - local).num_seconds());
         }
-        let period = now.timestamp().div_euclid(STATUS_EVERY.num_seconds());
+        let period = status_period(sn, now);
         if self.inner.seen.status(sn).is_none() {
             // After a restart: what the ledger last recorded, so an unchanged device
             // is not recorded again and what it was told is remembered.
@@ -249,11 +257,7 @@ impl Gateway {
             if let Ok(Some(recorded)) = self.ledger().last_event(tenant, &aggregate).await
                 && let Event::DeviceStatusReported(last) = recorded.envelope.event
             {
-                let at = recorded
-                    .envelope
-                    .recorded_at
-                    .timestamp()
-                    .div_euclid(STATUS_EVERY.num_seconds());
+                let at = status_period(sn, recorded.envelope.recorded_at);
                 self.inner
                     .seen
                     .seed_status(sn, at, Status::from_event(&last));
@@ -824,35 +828,43 @@ pub async fn get_request(
         None => Dialect::Attendance,
     };
     let ledger = gw.ledger();
+    let view = &gw.inner.view;
     let result = async {
-        let (mut queue, _) = commands::load(ledger, &tenant, &sn).await?;
         // A daylight-saving change since the device was last told its offset.
         if let Some(binding) = &binding
             && dialect == Dialect::Attendance
         {
             let told = gw.inner.seen.status(&sn).and_then(|(_, s)| s.utc_offset_told_minutes);
             let offset = offset_seconds(binding, now) / 60;
-            if let Some(command) = commands::time_zone_update(&queue, told, offset) {
+            let update = view
+                .with_queue(&tenant, &sn, |queue, _| commands::time_zone_update(queue, told, offset))
+                .await?;
+            if let Some(command) = update {
                 let gateway = Actor::System { component: "gateway".into() };
-                let id = commands::queue(ledger, &tenant, &sn, command, None, gateway, now).await?;
+                let (id, sequence) =
+                    commands::queue_recorded(ledger, &tenant, &sn, command, None, gateway, now).await?;
                 tracing::info!(%sn, command = id, offset_minutes = offset, "zone offset changed; telling the device");
                 let told = Status {
                     utc_offset_told_minutes: Some(offset),
                     ..Status::default()
                 };
                 gw.note_status(&tenant, &sn, Some(binding), told).await;
-                queue = commands::load(ledger, &tenant, &sn).await?.0;
+                view.caught_up(&tenant, sequence).await?;
             }
         }
-        let (deliver, events) = commands::poll(&queue, &sn, now, dialect, DeliveryLimits::for_dialect(dialect));
+        let limits = DeliveryLimits::for_dialect(dialect);
+        let (deliver, events) = view
+            .with_queue(&tenant, &sn, |queue, _| commands::poll(queue, &sn, now, dialect, limits))
+            .await?;
         // Recorded as delivered before the device hears of them: a lost reply is
-        // redelivered later, a lost record would never be.
+        // redelivered later, a lost record would never be. The view shows them before
+        // the answer goes, so this gateway's next poll does not deliver them again.
         let envelopes: Vec<Envelope> = events
             .into_iter()
             .map(|e| Envelope::new(tenant.clone(), Actor::Device { sn: sn.clone() }, e, now))
             .collect();
-        ledger.append_many(&envelopes).await?;
-        Ok::<_, LedgerError>(deliver)
+        record_seen(gw.ledger(), view, &tenant, &envelopes).await?;
+        Ok::<_, NotCurrent>(deliver)
     }
     .await;
     match result {
@@ -903,24 +915,43 @@ pub async fn device_cmd(
             }
         }
     }
-    let ledger = gw.ledger();
+    let view = &gw.inner.view;
     let result = async {
-        let (queue, _) = commands::load(ledger, &tenant, &sn).await?;
-        let envelopes: Vec<Envelope> = commands::results(&queue, &sn, &posted)
+        let envelopes: Vec<Envelope> = view
+            .with_queue(&tenant, &sn, |queue, _| commands::results(queue, &sn, &posted))
+            .await?
             .into_iter()
             .map(|e| Envelope::new(tenant.clone(), Actor::Device { sn: sn.clone() }, e, now))
             .collect();
-        ledger.append_many(&envelopes).await
+        record_seen(gw.ledger(), view, &tenant, &envelopes).await?;
+        Ok::<_, NotCurrent>(envelopes.len())
     }
     .await;
     match result {
-        Ok(stored) => {
-            tracing::info!(%sn, results = posted.len(), recorded = stored.len(), "command results");
+        Ok(recorded) => {
+            tracing::info!(%sn, results = posted.len(), recorded, "command results");
             text("OK\n".into())
         }
         Err(e) => {
             tracing::error!(%sn, error = %e, "cannot record command results; the device will send them again");
             unavailable()
         }
+    }
+}
+
+/// Appends a device's command events and waits until this gateway's view shows them.
+async fn record_seen(
+    ledger: &ledger::Ledger,
+    view: &View,
+    tenant: &TenantId,
+    envelopes: &[Envelope],
+) -> Result<(), NotCurrent> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let appended = ledger.append_many(envelopes).await?;
+    match appended.iter().map(|a| a.sequence).max() {
+        Some(last) => view.caught_up(tenant, last).await,
+        None => Ok(()),
     }
 }

@@ -1,69 +1,18 @@
 //! `POST /mobile/punch`: a phone's punch as JSON, decided by [`crate::mobile::decide`]
-//! over the tenant's book, which is brought up to date from the ledger first.
+//! over the tenant's book in the gateway's [`crate::view`].
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use ledger::Expected;
-use schemas::ids::{EventId, TenantId};
+use schemas::ids::EventId;
 use schemas::{Actor, Envelope};
 
 use super::{Gateway, json, unavailable};
 
 /// The largest phone request read.
 const MAX_BODY: usize = 64 * 1024;
-
-pub(crate) struct TenantBook {
-    book: projections::book::Book,
-    /// The stream sequence of the last event folded into `book`.
-    last: u64,
-}
-
-impl Gateway {
-    /// Runs `f` over the tenant's book after folding what the ledger added since the last
-    /// call: a rule changed a moment ago applies to the next phone punch.
-    async fn with_book<T>(
-        &self,
-        tenant: &TenantId,
-        f: impl FnOnce(&projections::book::Book) -> T,
-    ) -> Result<T, ledger::LedgerError> {
-        use futures::StreamExt;
-        use schemas::AggregateKind;
-        let slot = self
-            .inner
-            .books
-            .lock()
-            .expect("not poisoned")
-            .entry(tenant.clone())
-            .or_insert_with(|| {
-                std::sync::Arc::new(tokio::sync::Mutex::new(TenantBook {
-                    book: projections::book::Book::new(),
-                    last: 0,
-                }))
-            })
-            .clone();
-        let mut slot = slot.lock().await;
-        let p = self.inner.ledger.partitions();
-        let from = ledger::ReadFrom {
-            sequence: slot.last + 1,
-            filters: [
-                AggregateKind::Department,
-                AggregateKind::Person,
-                AggregateKind::Rule,
-            ]
-            .map(|kind| p.kind_filter(tenant, kind))
-            .into(),
-        };
-        let mut events = self.inner.ledger.read(tenant, from).await?;
-        while let Some(recorded) = events.next().await {
-            let recorded = recorded?;
-            slot.book.apply(recorded.sequence, &recorded.envelope);
-            slot.last = recorded.sequence;
-        }
-        Ok(f(&slot.book))
-    }
-}
 
 /// `POST /mobile/punch`: a phone's punch as JSON; answered `201` with the recorded punch
 /// and where it stands (in range, location exception, field work), or refused with a
@@ -97,10 +46,22 @@ pub async fn punch(State(gw): State<Gateway>, body: Body) -> Response {
         Err(e) => return refused(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let now = gw.now();
-    let decided = match gw
-        .with_book(&tenant, |book| mobile::decide(book, &req, now))
-        .await
-    {
+    let view = &gw.inner.view;
+    let decided = async {
+        let decided = view
+            .with_book(&tenant, |book| mobile::decide(book, &req, now))
+            .await?;
+        if decided.is_ok() || matches!(decided, Err(Refusal::Invalid(_))) {
+            return Ok(decided);
+        }
+        // A refusal is not left to the view's delay: a person hired or a rule changed
+        // a moment ago counts.
+        view.sync_book(&tenant).await?;
+        view.with_book(&tenant, |book| mobile::decide(book, &req, now))
+            .await
+    }
+    .await;
+    let decided = match decided {
         Ok(decided) => decided,
         Err(e) => {
             tracing::error!(%tenant, error = %e, "cannot read the tenant's rules");

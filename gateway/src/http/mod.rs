@@ -6,8 +6,9 @@
 //! - [`body`]: a request body as pieces of lines, for bounded memory.
 //! - [`mobile`]: `POST /mobile/punch`.
 //! - [`health`]: `GET /health`, and what `/iclock/ping` answers.
-//! - [`seen`]: what the gateway remembers of each device between requests (bindings
-//!   for a few seconds, dialect, last status) and the capped log of what it ignored.
+//! - [`seen`]: what the gateway remembers of each device between requests (dialect,
+//!   last status, stamps) and the capped log of what it ignored; bindings, command
+//!   queues and phone rules are in [`crate::view`].
 
 pub mod body;
 pub mod conn;
@@ -16,9 +17,8 @@ pub mod health;
 pub mod mobile;
 pub mod seen;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -26,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use ledger::Ledger;
-use schemas::ids::TenantId;
 use tokio::net::TcpListener;
 
 pub use conn::Limits;
@@ -49,9 +48,9 @@ struct Inner {
     ledger: Ledger,
     clock: Clock,
     config: GatewayConfig,
-    /// Each tenant's departments, people and rules, for checking phone punches; brought
-    /// up to date from the ledger before every check.
-    books: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<mobile::TenantBook>>>>,
+    /// Bindings, command queues and each tenant's book, folded from the stream as it
+    /// grows: requests read these instead of the stream.
+    view: crate::view::View,
     seen: seen::Seen,
     health: health::Health,
     conn: Arc<conn::ConnCounters>,
@@ -71,10 +70,10 @@ impl Gateway {
     pub fn with_config(ledger: Ledger, clock: Clock, config: GatewayConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
+                view: crate::view::View::new(ledger.clone()),
                 ledger,
                 clock,
                 config,
-                books: Mutex::default(),
                 seen: seen::Seen::default(),
                 health: health::Health::default(),
                 conn: Arc::default(),
@@ -109,6 +108,11 @@ impl Gateway {
 
     fn ledger(&self) -> &Ledger {
         &self.inner.ledger
+    }
+
+    /// What this instance serves devices and phones from.
+    pub fn view(&self) -> &crate::view::View {
+        &self.inner.view
     }
 }
 

@@ -4,19 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use schemas::ids::DeviceSn;
 
-use crate::ingest::Binding;
 use crate::protocol::Dialect;
 use crate::protocol::status::Status;
 
-/// How long a looked-up binding is trusted before it is read again: an unbinding
-/// takes effect at the gateway within this. A device not found is never remembered,
-/// so a device bound a moment ago is served at once.
-pub const BINDING_TTL: Duration = Duration::from_secs(5);
 /// How often an unknown SN is recorded, at most.
 pub const UNKNOWN_DEVICE_EVERY: chrono::Duration = chrono::Duration::hours(1);
 /// A device's status is recorded when what it says of itself changes, and otherwise once
@@ -29,7 +23,6 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Default)]
 pub struct Seen {
-    bindings: Mutex<HashMap<DeviceSn, (tokio::time::Instant, Binding)>>,
     unknown: Mutex<HashMap<DeviceSn, DateTime<Utc>>>,
     /// What each device last said of itself, and in which status period it was recorded.
     status: Mutex<HashMap<DeviceSn, (i64, Status)>>,
@@ -55,23 +48,6 @@ fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
 }
 
 impl Seen {
-    pub fn binding(&self, sn: &DeviceSn) -> Option<Binding> {
-        let bindings = self.bindings.lock().expect("not poisoned");
-        bindings
-            .get(sn)
-            .filter(|(at, _)| at.elapsed() < BINDING_TTL)
-            .map(|(_, b)| b.clone())
-    }
-
-    pub fn remember_binding(&self, binding: &Binding) {
-        let mut bindings = self.bindings.lock().expect("not poisoned");
-        bounded(&mut bindings);
-        bindings.insert(
-            binding.sn.clone(),
-            (tokio::time::Instant::now(), binding.clone()),
-        );
-    }
-
     /// Whether an unknown SN's sighting is due (at most one an hour), noting it if so.
     pub fn unknown_due(&self, sn: &DeviceSn, now: DateTime<Utc>) -> bool {
         let mut seen = self.unknown.lock().expect("not poisoned");

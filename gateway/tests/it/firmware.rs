@@ -165,6 +165,7 @@ async fn commands_round_trip_through_a_polling_device() {
     gateway::admin::unbind(&h.ledger, &acme(), &sn, actor(), Utc::now())
         .await
         .unwrap();
+    h.settled(&acme()).await;
     let polled = device.poll().await.unwrap();
     assert_eq!(polled.commands, ["C:3:CLEAR DATA"]);
     assert!(device.records.is_empty());
@@ -273,6 +274,7 @@ async fn an_expired_command_is_retried_under_a_new_id() {
         .await
         .unwrap();
     assert_eq!(id, 2);
+    h.settled(&acme()).await;
     assert_eq!(device.poll().await.unwrap().commands, ["C:2:INFO"]);
     let again = gateway::commands::retry(&h.ledger, &acme(), &sn, 2, actor(), Utc::now()).await;
     assert_eq!(

@@ -20,7 +20,21 @@ pub struct Harness {
     pub server: NatsServer,
     pub ledger: Ledger,
     pub addr: SocketAddr,
+    pub gateway: Gateway,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Harness {
+    /// Waits until the gateway's view holds what the test wrote to the ledger behind
+    /// its back (bindings, commands, people and rules of `tenant`).
+    pub async fn settled(&self, tenant: &TenantId) {
+        use schemas::AggregateKind::*;
+        let view = self.gateway.view();
+        view.sync(&TenantId::system(), &[Device]).await.unwrap();
+        view.sync(tenant, &[DeviceCommands, Department, Person, Rule])
+            .await
+            .unwrap();
+    }
 }
 
 pub async fn harness(config: LedgerConfig) -> Harness {
@@ -49,13 +63,14 @@ pub async fn harness_with(
         clock,
         gateway::http::GatewayConfig { limits },
     );
-    tokio::spawn(gateway::http::run(gateway, listener, async {
+    tokio::spawn(gateway::http::run(gateway.clone(), listener, async {
         let _ = stopped.await;
     }));
     Harness {
         server,
         ledger,
         addr,
+        gateway,
         _stop: stop,
     }
 }

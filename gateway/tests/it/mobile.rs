@@ -84,6 +84,7 @@ async fn phone_punches_are_checked_against_the_rule_in_the_ledger() {
         Utc::now(),
     );
     h.ledger.append(&refusing, Expected::Any).await.unwrap();
+    h.settled(&acme()).await;
     let (status, refused) = punch(&phone, &away).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["status"], "refused");

@@ -296,8 +296,7 @@ async fn a_device_bound_again_starts_from_no_stamp() {
     .await
     .unwrap();
     bind(&h.ledger, &acme(), "SIMREBIND", since()).await;
-    // The binding cache holds for a few seconds; a fresh gateway reads it now.
-    tokio::time::sleep(gateway::http::seen::BINDING_TTL).await;
+    h.settled(&acme()).await;
     device.handshake().await.unwrap();
     assert_eq!(device.options["ATTLOGStamp"], "None");
 }

@@ -94,7 +94,7 @@ async fn access_firmware_registers_gets_its_config_and_its_rtlog_punches_are_sto
         .await
         .unwrap();
     bind(&h.ledger, &acme(), "ACC0001", since()).await;
-    tokio::time::sleep(gateway::http::seen::BINDING_TTL).await;
+    h.settled(&acme()).await;
     device.register().await.unwrap();
     assert_ne!(device.registry_code.as_deref(), Some(code.as_str()));
 }
