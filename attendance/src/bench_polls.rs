@@ -46,7 +46,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     // In USER_HZ, which Linux fixes at 100 for /proc whatever the kernel's tick.
     (ticks(11) + ticks(12)) / 100.0
@@ -120,7 +125,13 @@ pub async fn run(args: PollsBench) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let exe = std::env::current_exe()?;
     let mut gateway = Command::new(&exe)
-        .args(["gateway", "--nats", &server.url(), "--listen", &addr.to_string()])
+        .args([
+            "gateway",
+            "--nats",
+            &server.url(),
+            "--listen",
+            &addr.to_string(),
+        ])
         .env("LEDGERCLOCK_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -167,7 +178,10 @@ async fn measure(
     let quiet_start = begin + every * 2;
     let busy_start = quiet_start + measured;
     let end = busy_start + measured;
-    let polled = Arc::new(std::sync::Mutex::new([Polled::default(), Polled::default()]));
+    let polled = Arc::new(std::sync::Mutex::new([
+        Polled::default(),
+        Polled::default(),
+    ]));
 
     let admin = {
         let ledger = ledger.clone();
@@ -191,7 +205,13 @@ async fn measure(
                         component: "bench".into(),
                     };
                     if gateway::commands::queue(
-                        &ledger, &tenant, &device, command, None, actor, Utc::now(),
+                        &ledger,
+                        &tenant,
+                        &device,
+                        command,
+                        None,
+                        actor,
+                        Utc::now(),
                     )
                     .await
                     .is_ok()
@@ -257,7 +277,10 @@ async fn measure(
     let at = cpu.await?;
     let queued = admin.await?;
     let mut polled = std::mem::take(&mut *polled.lock().expect("not poisoned"));
-    println!("\ngetrequest over HTTP, a new connection per poll as firmware does; {} s per window:", args.seconds);
+    println!(
+        "\ngetrequest over HTTP, a new connection per poll as firmware does; {} s per window:",
+        args.seconds
+    );
     let mut nats_quiet = 0.0;
     let mut all = Vec::new();
     for (window, polled) in polled.iter_mut().enumerate() {
@@ -270,11 +293,20 @@ async fn measure(
         }
         polled.empty.sort();
         polled.delivering.sort();
-        let mut both: Vec<Duration> = polled.empty.iter().chain(&polled.delivering).copied().collect();
+        let mut both: Vec<Duration> = polled
+            .empty
+            .iter()
+            .chain(&polled.delivering)
+            .copied()
+            .collect();
         both.sort();
         println!(
             "  {}: {} polls ({:.0}/s), {} failed",
-            if window == 0 { "polls alone" } else { "with an administrator queueing commands" },
+            if window == 0 {
+                "polls alone"
+            } else {
+                "with an administrator queueing commands"
+            },
             both.len(),
             both.len() as f64 / wall,
             polled.failed
@@ -326,7 +358,10 @@ async fn measure(
                 while next < end {
                     tokio::time::sleep_until(next).await;
                     let sent = Instant::now();
-                    if gateway::commands::load(&ledger, &tenant, &sn(i)).await.is_ok() {
+                    if gateway::commands::load(&ledger, &tenant, &sn(i))
+                        .await
+                        .is_ok()
+                    {
                         baseline.lock().expect("not poisoned").push(sent.elapsed());
                     }
                     next += every;

@@ -359,9 +359,11 @@ pub async fn retry(
 ) -> Result<u64, crate::admin::AdminError> {
     let (queue, _) = load(ledger, tenant, sn).await?;
     let command = decide_retry(&queue, id)?;
-    Ok(append_queued(ledger, tenant, sn, command, None, Some(id), actor, now)
-        .await?
-        .0)
+    Ok(
+        append_queued(ledger, tenant, sn, command, None, Some(id), actor, now)
+            .await?
+            .0,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -142,7 +142,9 @@ impl State {
 /// The view could not be brought up to date: the ledger is unreachable.
 #[derive(Debug, thiserror::Error)]
 pub enum NotCurrent {
-    #[error("the gateway's view of partition {partition} is not current (it has applied {applied}, needs {needed})")]
+    #[error(
+        "the gateway's view of partition {partition} is not current (it has applied {applied}, needs {needed})"
+    )]
     Behind {
         partition: u16,
         applied: u64,
@@ -244,7 +246,11 @@ impl View {
         let mut last = 0;
         for &kind in kinds {
             let filter = p.kind_filter(tenant, kind);
-            last = last.max(self.ledger().last_sequence_matching(partition, &filter).await?);
+            last = last.max(
+                self.ledger()
+                    .last_sequence_matching(partition, &filter)
+                    .await?,
+            );
         }
         self.reach(partition, last).await.map(|_| ())
     }
@@ -257,12 +263,25 @@ impl View {
     async fn claim(&self, sn: &DeviceSn, sync: bool) -> Result<Option<(Event, u64)>, NotCurrent> {
         let partition = self.system_part();
         let part = self.reach(partition, 0).await?;
-        let found = part.state.read().expect("not poisoned").claims.get(sn).cloned();
+        let found = part
+            .state
+            .read()
+            .expect("not poisoned")
+            .claims
+            .get(sn)
+            .cloned();
         if found.is_some() || !sync {
             return Ok(found);
         }
-        self.sync(&TenantId::system(), &[AggregateKind::Device]).await?;
-        Ok(part.state.read().expect("not poisoned").claims.get(sn).cloned())
+        self.sync(&TenantId::system(), &[AggregateKind::Device])
+            .await?;
+        Ok(part
+            .state
+            .read()
+            .expect("not poisoned")
+            .claims
+            .get(sn)
+            .cloned())
     }
 
     /// The binding of `sn`; an SN not in the view is looked for once more after the
@@ -328,7 +347,10 @@ async fn tail(ledger: Ledger, partition: u16, filters: Vec<String>, part: std::s
         let Some(after) = part.upgrade().map(|p| p.progress.borrow().applied) else {
             return;
         };
-        match ledger.tail_partition(partition, filters.clone(), after).await {
+        match ledger
+            .tail_partition(partition, filters.clone(), after)
+            .await
+        {
             Ok(mut tail) => {
                 if tail.pending_at_start == 0 {
                     let Some(part) = part.upgrade() else { return };
@@ -338,19 +360,19 @@ async fn tail(ledger: Ledger, partition: u16, filters: Vec<String>, part: std::s
                     let Some(part) = part.upgrade() else { return };
                     match next {
                         Ok((recorded, pending)) => {
-                            part.state
-                                .write()
-                                .expect("not poisoned")
-                                .apply(&recorded);
+                            part.state.write().expect("not poisoned").apply(&recorded);
                             part.progress.send_modify(|p| {
                                 p.applied = recorded.sequence;
                                 p.live |= pending == 0;
                             });
                         }
-                        Err(LedgerError::Decode { sequence, source, .. }) => {
+                        Err(LedgerError::Decode {
+                            sequence, source, ..
+                        }) => {
                             // An event this build cannot read changes nothing it serves.
                             tracing::warn!(partition, sequence, error = %source, "gateway view: event not understood, skipped");
-                            part.progress.send_modify(|p| p.applied = p.applied.max(sequence));
+                            part.progress
+                                .send_modify(|p| p.applied = p.applied.max(sequence));
                         }
                         Err(e) => {
                             tracing::warn!(partition, error = %e, "gateway view: tail failed; starting again");

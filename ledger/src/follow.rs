@@ -236,7 +236,9 @@ pub struct Tail {
 
 impl std::fmt::Debug for Tail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tail").field("stream", &self.stream).finish()
+        f.debug_struct("Tail")
+            .field("stream", &self.stream)
+            .finish()
     }
 }
 

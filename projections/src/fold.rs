@@ -659,7 +659,8 @@ fn write_person<S: Read>(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A department as the people view keeps it, and a row of `departments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DepartmentRow {
     pub department_id: DepartmentId,
     pub name: String,

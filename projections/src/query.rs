@@ -21,6 +21,78 @@ fn raw(v: &Value) -> Row {
     RawValue::from_string(v.to_string()).expect("a JSON value is JSON")
 }
 
+fn typed<T: Serialize>(v: &T) -> Row {
+    serde_json::value::to_raw_value(v).expect("a row is JSON")
+}
+
+/// A row of `raw`: a record a device or phone sent (deduplicated: `received` counts the
+/// events that carried it), or a device line that was rejected, with its reason.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum RawAnswerRow {
+    Punch(RawRow),
+    Rejected(RejectedRow),
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RawRow {
+    /// Local date and time as the device or phone recorded them.
+    pub date: String,
+    pub time: String,
+    /// Who the badge number named on that date; `null` for a badge nobody held.
+    pub person_id: Option<PersonId>,
+    pub person: Option<String>,
+    pub department: Option<String>,
+    pub badge_number: Option<String>,
+    pub device_sn: Option<DeviceSn>,
+    pub device_name: Option<String>,
+    pub verify_mode: Option<schemas::events::VerifyMode>,
+    pub source: schemas::events::PunchSource,
+    /// How many stored events carried this record (a re-upload counts once here).
+    pub received: u32,
+    pub punch_id: String,
+    /// The stream sequence of the event that first brought it.
+    pub sequence: u64,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RejectedRow {
+    /// The date it was received (a rejected line may have no readable date).
+    pub date: String,
+    pub device_sn: DeviceSn,
+    /// The line as the device sent it.
+    pub rejected: String,
+    pub reason: schemas::events::RejectionReason,
+    pub detail: Option<String>,
+    pub received: u32,
+    pub sequence: u64,
+}
+
+/// A row of `devices`: the stored device and what is derived from it at the query's
+/// time.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DeviceAnswerRow {
+    #[serde(flatten)]
+    pub device: DeviceRow,
+    /// Heard from within two status periods (10 minutes) of the query's time.
+    pub online: bool,
+    pub roster_size: usize,
+    /// People with at least one biometric enrolled on the device.
+    pub enrolled_people: usize,
+}
+
+/// A row of `people`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct PersonRow {
+    pub person_id: PersonId,
+    pub person: String,
+    pub badge_number: Option<String>,
+    pub department_id: DepartmentId,
+    pub department: String,
+    pub hired_on: String,
+    pub left_on: Option<String>,
+}
+
 use crate::book::{Book, DayOutcome, PersonInfo};
 use crate::fold::{DepartmentRow, punches_of};
 use crate::store::{Read, StoreError, Through, decode, key};
@@ -146,6 +218,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("monthly.request", schemars::schema_for!(MonthlyRequest)),
         ("monthly.row", schemars::schema_for!(MonthlyRow)),
         ("raw.request", schemars::schema_for!(RawRequest)),
+        ("raw.row", schemars::schema_for!(RawAnswerRow)),
+        ("devices.row", schemars::schema_for!(DeviceAnswerRow)),
+        ("people.row", schemars::schema_for!(PersonRow)),
+        ("departments.row", schemars::schema_for!(DepartmentRow)),
         ("list.request", schemars::schema_for!(ListRequest)),
         ("explain.request", schemars::schema_for!(ExplainRequest)),
         (
@@ -403,7 +479,7 @@ impl<S: Read> Scope<'_, S> {
         Ok(page(rows, q.offset))
     }
 
-    fn raw_row(&self, e: &RawEntry) -> Value {
+    fn raw_row(&self, e: &RawEntry) -> RawRow {
         let person = self
             .book
             .person_of(&e.punch)
@@ -416,21 +492,23 @@ impl<S: Read> Scope<'_, S> {
                 .and_then(|b| decode::<DeviceRow>(&b).ok())
                 .map(|d| d.name)
         });
-        serde_json::json!({
-            "date": key::date(e.punch.local_time.date()),
-            "time": e.punch.local_time.format("%H:%M:%S").to_string(),
-            "person_id": person.as_ref().map(|p| p.person_id.as_str()),
-            "person": person.as_ref().map(|p| p.name.as_str()),
-            "department": person.as_ref().map(|p| self.book.department_name(&p.department_id)),
-            "badge_number": e.punch.badge_number.as_ref().map(|b| b.as_str()),
-            "device_sn": e.punch.device_sn.as_ref().map(|s| s.as_str()),
-            "device_name": device_name,
-            "verify_mode": e.punch.verify_mode,
-            "source": e.punch.source,
-            "received": e.received,
-            "punch_id": e.punch.punch_id.to_string(),
-            "sequence": e.first_sequence,
-        })
+        RawRow {
+            date: key::date(e.punch.local_time.date()),
+            time: e.punch.local_time.format("%H:%M:%S").to_string(),
+            person_id: person.as_ref().map(|p| p.person_id.clone()),
+            person: person.as_ref().map(|p| p.name.clone()),
+            department: person
+                .as_ref()
+                .map(|p| self.book.department_name(&p.department_id).to_owned()),
+            badge_number: e.punch.badge_number.as_ref().map(|b| b.as_str().to_owned()),
+            device_sn: e.punch.device_sn.clone(),
+            device_name,
+            verify_mode: e.punch.verify_mode.clone(),
+            source: e.punch.source.clone(),
+            received: e.received,
+            punch_id: e.punch.punch_id.to_string(),
+            sequence: e.first_sequence,
+        }
     }
 
     pub fn raw(&self, q: &RawRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
@@ -462,22 +540,22 @@ impl<S: Read> Scope<'_, S> {
                     {
                         continue;
                     }
-                    rows.push(raw(&self.raw_row(&e)));
+                    rows.push(typed(&self.raw_row(&e)));
                 }
                 let (lo, hi) = key::rejections(self.tenant, sn);
                 for (_, v) in view.range(&lo, &hi)? {
                     let r: RejectedEntry = decode(&v)?;
                     let date = r.recorded_at.date_naive();
                     if person.is_none() && q.from <= date && date <= to {
-                        rows.push(raw(&serde_json::json!({
-                            "date": key::date(date),
-                            "device_sn": sn.as_str(),
-                            "rejected": r.record.raw,
-                            "reason": r.record.reason,
-                            "detail": r.record.detail,
-                            "received": r.received,
-                            "sequence": r.first_sequence,
-                        })));
+                        rows.push(typed(&RejectedRow {
+                            date: key::date(date),
+                            device_sn: sn.clone(),
+                            rejected: r.record.raw,
+                            reason: r.record.reason,
+                            detail: r.record.detail,
+                            received: r.received,
+                            sequence: r.first_sequence,
+                        }));
                     }
                 }
             }
@@ -491,7 +569,7 @@ impl<S: Read> Scope<'_, S> {
                 for e in punches_of(&view, self.book, self.tenant, p, lo, hi)? {
                     let d = e.punch.local_time.date();
                     if q.from <= d && d <= to {
-                        rows.push(raw(&self.raw_row(&e)));
+                        rows.push(typed(&self.raw_row(&e)));
                     }
                 }
             }
@@ -510,34 +588,29 @@ impl<S: Read> Scope<'_, S> {
         let mut rows = Vec::new();
         for (_, v) in view.range(&lo, &hi)? {
             let d: DeviceRow = decode(&v)?;
-            let mut value = serde_json::to_value(&d).expect("json");
-            if let Value::Object(m) = &mut value {
-                m.insert("online".into(), Value::from(d.online(self.now)));
-                m.insert("roster_size".into(), Value::from(d.roster.len()));
-                m.insert(
-                    "enrolled_people".into(),
-                    Value::from(d.enrolled.values().filter(|s| !s.is_empty()).count()),
-                );
-            }
-            rows.push(raw(&value));
+            rows.push(typed(&DeviceAnswerRow {
+                online: d.online(self.now),
+                roster_size: d.roster.len(),
+                enrolled_people: d.enrolled.values().filter(|s| !s.is_empty()).count(),
+                device: d,
+            }));
         }
         Ok(page(rows, q.offset))
     }
 
     pub fn people_list(&self, q: &ListRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
-        let view = Through::new(self.store);
         let mut rows = Vec::new();
         for info in self.book.people() {
-            let mut m = self.person_json(&info, &info.department_id);
-            m.insert("hired_on".into(), Value::from(key::date(info.hired_on)));
-            m.insert(
-                "left_on".into(),
-                info.left_on
-                    .map_or(Value::Null, |d| Value::from(key::date(d))),
-            );
-            rows.push(raw(&Value::Object(m)));
+            rows.push(typed(&PersonRow {
+                person_id: info.person_id.clone(),
+                person: info.name.clone(),
+                badge_number: info.badge_number.as_ref().map(|b| b.as_str().to_owned()),
+                department: self.book.department_name(&info.department_id).to_owned(),
+                department_id: info.department_id.clone(),
+                hired_on: key::date(info.hired_on),
+                left_on: info.left_on.map(key::date),
+            }));
         }
-        let _ = &view;
         Ok(page(rows, q.offset))
     }
 
@@ -545,12 +618,11 @@ impl<S: Read> Scope<'_, S> {
         let mut rows = Vec::new();
         for d in self.book.departments() {
             if let Some((name, parent)) = self.book.department(d) {
-                rows.push(raw(&serde_json::to_value(DepartmentRow {
+                rows.push(typed(&DepartmentRow {
                     department_id: d.clone(),
                     name: name.to_owned(),
                     parent: parent.cloned(),
-                })
-                .expect("json")));
+                }));
             }
         }
         Ok(rows)

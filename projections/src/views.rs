@@ -300,11 +300,7 @@ impl MonthRow {
 
     fn count(&mut self, t: &DayTotals, sign: i8) {
         let n = |field: &mut u32| {
-            if sign > 0 {
-                *field += 1
-            } else {
-                *field -= 1
-            }
+            if sign > 0 { *field += 1 } else { *field -= 1 }
         };
         let s = |field: &mut i64, v: i64| *field += i64::from(sign) * v;
         n(&mut self.days);
@@ -377,7 +373,7 @@ pub struct RejectedEntry {
 }
 
 /// A device as the devices view keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceRow {
     pub sn: Option<DeviceSn>,
     pub bound: bool,
@@ -402,7 +398,7 @@ pub struct DeviceRow {
     pub commands_acknowledged: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RosterEntry {
     pub person_id: Option<PersonId>,
     pub name: String,

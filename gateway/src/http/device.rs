@@ -918,7 +918,9 @@ pub async fn device_cmd(
     let view = &gw.inner.view;
     let result = async {
         let envelopes: Vec<Envelope> = view
-            .with_queue(&tenant, &sn, |queue, _| commands::results(queue, &sn, &posted))
+            .with_queue(&tenant, &sn, |queue, _| {
+                commands::results(queue, &sn, &posted)
+            })
             .await?
             .into_iter()
             .map(|e| Envelope::new(tenant.clone(), Actor::Device { sn: sn.clone() }, e, now))
