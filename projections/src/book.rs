@@ -2,7 +2,7 @@
 //! reports it makes. The fold is idempotent for punches (a punch id counts once however
 //! often it arrives) and keeps every correction beside what it corrects.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -42,6 +42,32 @@ struct Person {
 }
 
 /// Everything known about one tenant, in the order the stream said it.
+/// A rule membership, with its people as sets: a rule may name thousands of people
+/// directly, and every judged day asks whether it names one.
+#[derive(Debug)]
+struct Membership {
+    set: RuleMembershipSet,
+    people: HashSet<PersonId>,
+    excluded_people: HashSet<PersonId>,
+}
+
+impl Membership {
+    fn of(set: &RuleMembershipSet) -> Self {
+        Self {
+            people: set.people.iter().cloned().collect(),
+            excluded_people: set.excluded_people.iter().cloned().collect(),
+            set: set.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Membership {
+    type Target = RuleMembershipSet;
+    fn deref(&self) -> &RuleMembershipSet {
+        &self.set
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Book {
     order: u64,
@@ -52,7 +78,7 @@ pub struct Book {
     /// The other way round: each person's badge numbers, (from, order, badge).
     badges_of: HashMap<PersonId, Vec<(DateTime<Utc>, u64, BadgeNumber)>>,
     rules: HashMap<RuleId, Vec<RuleVersionDefined>>,
-    memberships: Vec<(u64, RuleMembershipSet)>,
+    memberships: Vec<(u64, Membership)>,
     shifts: HashMap<ShiftId, ShiftDefined>,
     /// (person, date) → (order, rule, shift).
     schedule: HashMap<(PersonId, NaiveDate), (u64, RuleId, Option<ShiftId>)>,
@@ -320,7 +346,7 @@ impl Book {
                 versions.push(e.clone());
                 versions.sort_by_key(|v| v.version);
             }
-            Event::RuleMembershipSet(e) => self.memberships.push((order, e.clone())),
+            Event::RuleMembershipSet(e) => self.memberships.push((order, Membership::of(e))),
             Event::ShiftDefined(e) => {
                 self.shifts.insert(e.shift_id.clone(), e.clone());
             }
@@ -529,21 +555,25 @@ impl Book {
         dept: &DepartmentId,
         date: NaiveDate,
     ) -> Option<&RuleVersionDefined> {
-        let mut in_force: HashMap<&RuleId, (NaiveDate, u64, &RuleMembershipSet)> = HashMap::new();
+        // Each rule's latest membership in force; rules are few, so a list (no map to
+        // allocate on every call).
+        let mut in_force: Vec<(NaiveDate, u64, &Membership)> = Vec::new();
         for (order, m) in &self.memberships {
             if m.effective_from > date {
                 continue;
             }
             let key = (m.effective_from, *order);
-            let slot = in_force
-                .entry(&m.rule_id)
-                .or_insert((m.effective_from, *order, m));
-            if key >= (slot.0, slot.1) {
-                *slot = (m.effective_from, *order, m);
+            match in_force.iter_mut().find(|(_, _, f)| f.rule_id == m.rule_id) {
+                Some(slot) => {
+                    if key >= (slot.0, slot.1) {
+                        *slot = (m.effective_from, *order, m);
+                    }
+                }
+                None => in_force.push((m.effective_from, *order, m)),
             }
         }
         let best = in_force
-            .values()
+            .iter()
             .filter_map(|(from, order, m)| {
                 if m.excluded_people.contains(person) {
                     return None;
