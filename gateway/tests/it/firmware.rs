@@ -151,6 +151,7 @@ async fn commands_round_trip_through_a_polling_device() {
     )
     .await
     .unwrap();
+    h.settled(&acme()).await;
     let polled = device.poll().await.unwrap();
     assert_eq!(polled.commands.len(), 2);
     assert!(polled.commands[0].starts_with("C:1:DATA QUERY ATTLOG StartTime="));
@@ -269,6 +270,7 @@ async fn an_expired_command_is_retried_under_a_new_id() {
     )
     .await
     .unwrap();
+    h.settled(&acme()).await;
     assert!(device.poll().await.unwrap().commands.is_empty(), "expired");
     let id = gateway::commands::retry(&h.ledger, &acme(), &sn, 1, actor(), Utc::now())
         .await

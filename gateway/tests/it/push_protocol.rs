@@ -456,6 +456,7 @@ async fn users_and_fingerprints_come_back_for_data_query_userinfo() {
     )
     .await
     .unwrap();
+    h.settled(&acme()).await;
     let polled = device.poll().await.unwrap();
     assert_eq!(polled.commands, ["C:1:DATA QUERY USERINFO"]);
     let fingers = device
@@ -640,6 +641,7 @@ async fn a_262_person_roster_goes_out_in_replies_the_device_can_take() {
             .await
             .unwrap();
     }
+    h.settled(&acme()).await;
     let mut device = Firmware::new(Device::new(h.addr, "SIMROSTER"), 6);
     let mut polls = 0;
     loop {
@@ -677,6 +679,7 @@ async fn a_reboot_is_delivered_after_everything_else() {
     queue(DeviceCommand::Reboot).await;
     queue(DeviceCommand::Info).await;
     queue(DeviceCommand::Check).await;
+    h.settled(&acme()).await;
     let mut device = Firmware::new(Device::new(h.addr, "SIMBOOT"), 6);
     let polled = device.poll().await.unwrap();
     assert_eq!(polled.commands, ["C:2:INFO", "C:3:CHECK", "C:1:REBOOT"]);

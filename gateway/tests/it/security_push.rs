@@ -137,6 +137,7 @@ async fn commands_go_out_in_access_syntax_and_queries_come_back_through_querydat
             .await
             .unwrap();
     }
+    h.settled(&acme()).await;
     let commands = device.poll().await.unwrap();
     assert_eq!(
         commands,
