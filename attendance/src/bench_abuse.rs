@@ -75,6 +75,31 @@ pub async fn hold(args: HoldArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `attendance gateway` as a process of its own on a free loopback port, logging only
+/// warnings (to nowhere): what the benchmarks measure the gateway as.
+pub fn spawn_gateway(nats: &str, extra: &[&str]) -> anyhow::Result<(Child, SocketAddr)> {
+    let port = ledger::nats_server::free_port()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["gateway", "--nats", nats, "--listen", &addr.to_string()])
+        .args(extra)
+        .env("LEDGERCLOCK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok((child, addr))
+}
+
+/// Waits (at most 10 s) until the gateway at `addr` answers its health check.
+pub async fn wait_healthy(addr: SocketAddr) {
+    for _ in 0..200 {
+        if health(addr).await.starts_with("200") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What `/proc` says of a process: open descriptors, resident and peak memory.
 fn process_figures(pid: u32) -> String {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
@@ -122,27 +147,13 @@ pub async fn run(args: AbuseBench) -> anyhow::Result<()> {
         Utc::now(),
     )
     .await?;
-    let port = ledger::nats_server::free_port()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    // Timeouts long enough that every idle connection is held at once: the worst case,
+    // with the descriptor limit and shedding alone keeping devices served.
+    let (mut gateway, addr) = spawn_gateway(
+        &server.url(),
+        &["--head-timeout", "300", "--idle-timeout", "300"],
+    )?;
     let exe = std::env::current_exe()?;
-    let mut gateway = Command::new(&exe)
-        // Timeouts long enough that every idle connection is held at once: the worst
-        // case, with the descriptor limit and shedding alone keeping devices served.
-        .args([
-            "gateway",
-            "--nats",
-            &server.url(),
-            "--listen",
-            &addr.to_string(),
-            "--head-timeout",
-            "300",
-            "--idle-timeout",
-            "300",
-        ])
-        .env("LEDGERCLOCK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
     let pid = gateway.id();
     let result = abuse(&args, &exe, addr, pid, &sn).await;
     let _ = gateway.kill();
@@ -159,12 +170,7 @@ async fn abuse(
     pid: u32,
     sn: &DeviceSn,
 ) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if health(addr).await.starts_with("200") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_healthy(addr).await;
     let device = Device::new(addr, sn.as_str());
     let line = |i: usize| {
         let at = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)

@@ -7,7 +7,6 @@
 //! at the same rate.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,21 +120,7 @@ pub async fn run(args: PollsBench) -> anyhow::Result<()> {
         args.devices as f64 / args.every as f64
     );
 
-    let port = ledger::nats_server::free_port()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let exe = std::env::current_exe()?;
-    let mut gateway = Command::new(&exe)
-        .args([
-            "gateway",
-            "--nats",
-            &server.url(),
-            "--listen",
-            &addr.to_string(),
-        ])
-        .env("LEDGERCLOCK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let (mut gateway, addr) = crate::bench_abuse::spawn_gateway(&server.url(), &[])?;
     let result = measure(&args, &ledger, &tenant, addr, gateway.id(), nats_pid).await;
     let _ = gateway.kill();
     let _ = gateway.wait();
@@ -159,16 +144,7 @@ async fn measure(
     gateway_pid: u32,
     nats_pid: u32,
 ) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if Device::new(addr, "-")
-            .request("GET", "/health", b"")
-            .await
-            .is_ok_and(|a| a.status == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::bench_abuse::wait_healthy(addr).await;
     let every = Duration::from_secs(args.every.max(1));
     let measured = Duration::from_secs(args.seconds.max(1));
     // Two rounds to warm up (first polls record each device's status and dialect), then

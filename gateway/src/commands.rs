@@ -331,7 +331,7 @@ pub async fn queue(
     actor: schemas::Actor,
     now: DateTime<Utc>,
 ) -> Result<u64, ledger::LedgerError> {
-    let (id, _) = append_queued(ledger, tenant, sn, command, expires_at, None, actor, now).await?;
+    let (id, _) = queue_recorded(ledger, tenant, sn, command, expires_at, actor, now).await?;
     Ok(id)
 }
 
