@@ -2,7 +2,7 @@
 //! reports it makes. The fold is idempotent for punches (a punch id counts once however
 //! often it arrives) and keeps every correction beside what it corrects.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -71,8 +71,14 @@ impl std::ops::Deref for Membership {
 #[derive(Debug, Default)]
 pub struct Book {
     order: u64,
+    /// Counts the facts folded (punches not): what was computed from the facts alone
+    /// still holds while it stays the same.
+    revision: u64,
     departments: HashMap<DepartmentId, Department>,
     people: BTreeMap<PersonId, Person>,
+    /// Everyone a department was ever listed for (a superset: a department a person's
+    /// history no longer names stays here; [`Book::people_ever_in`] checks).
+    department_people: HashMap<DepartmentId, BTreeSet<PersonId>>,
     /// Who held a badge number from when: (from, order, person).
     badges: HashMap<BadgeNumber, Vec<(DateTime<Utc>, u64, PersonId)>>,
     /// The other way round: each person's badge numbers, (from, order, badge).
@@ -256,6 +262,7 @@ impl Book {
         let order = sequence;
         let at = envelope.occurred_at;
         if envelope.event.aggregate().kind.holds_facts() {
+            self.revision += 1;
             self.origins
                 .insert(sequence, Origin::of(sequence, envelope));
         }
@@ -280,6 +287,10 @@ impl Book {
                 }
             }
             Event::PersonHired(e) => {
+                self.department_people
+                    .entry(e.department_id.clone())
+                    .or_default()
+                    .insert(e.person_id.clone());
                 self.people.insert(
                     e.person_id.clone(),
                     Person {
@@ -310,6 +321,10 @@ impl Book {
                         p.name = n.clone();
                     }
                     if let Some(d) = &e.department_id {
+                        self.department_people
+                            .entry(d.clone())
+                            .or_default()
+                            .insert(e.person_id.clone());
                         let from = at.date_naive();
                         p.departments.retain(|(f, _)| *f < from);
                         p.departments.push((from, d.clone()));
@@ -1083,15 +1098,46 @@ impl Book {
 
     /// The people who were ever in `department` or one under it.
     pub fn people_ever_in(&self, department: &DepartmentId) -> Vec<PersonId> {
-        self.people
-            .iter()
-            .filter(|(_, p)| {
-                p.departments
-                    .iter()
-                    .any(|(_, d)| self.in_department(d, department))
+        let under = self
+            .departments
+            .keys()
+            .filter(|d| self.in_department(d, department))
+            .chain(std::iter::once(department));
+        let candidates: BTreeSet<&PersonId> = under
+            .filter_map(|d| self.department_people.get(d))
+            .flatten()
+            .collect();
+        candidates
+            .into_iter()
+            .filter(|id| {
+                self.people.get(*id).is_some_and(|p| {
+                    p.departments
+                        .iter()
+                        .any(|(_, d)| self.in_department(d, department))
+                })
             })
-            .map(|(id, _)| id.clone())
+            .cloned()
             .collect()
+    }
+
+    /// Everyone a rule could ever apply to: named by one of its memberships, or ever in
+    /// a department one names, or scheduled under it (exclusions and dates aside: a
+    /// superset of whom a change to the rule can touch).
+    pub fn members_ever(&self, rule: &RuleId) -> BTreeSet<PersonId> {
+        let mut out = BTreeSet::new();
+        for (_, m) in self.memberships.iter().filter(|(_, m)| &m.rule_id == rule) {
+            out.extend(m.people.iter().cloned());
+            for d in &m.departments {
+                out.extend(self.people_ever_in(d));
+            }
+        }
+        out.extend(
+            self.schedule
+                .iter()
+                .filter(|(_, (_, r, _))| r == rule)
+                .map(|((p, _), _)| p.clone()),
+        );
+        out
     }
 
     /// Every person's id, in order.
@@ -1183,6 +1229,11 @@ impl Book {
             .iter()
             .find(|v| v.version == version)
             .map(|v| v.effective_from)
+    }
+
+    /// Changes whenever a fact is folded (a punch is not a fact).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// The latest sequence folded.

@@ -11,8 +11,10 @@
 //!   its dates and their neighbours; a cycle assignment: the person from its start;
 //! - a hire, leave, rejoin or transfer: the person from its date; a badge number: every
 //!   holder of it (punches filed under it may change hands);
-//! - a rule version, membership or special date: everyone from the date it takes
-//!   effect; a shift, cycle, calendar or department tree: everyone.
+//! - a rule version or membership: whom the rule can apply to (named by one of its
+//!   memberships, in a department one names, or scheduled under it) from two days
+//!   before it takes effect; a special date: everyone from then; a shift, cycle,
+//!   calendar or department tree: everyone.
 //!
 //! and then, day by day, whatever a re-judged day passes on: when a day's late-out
 //! changes, the next day is judged again. Days exist from a person's first day under a
@@ -22,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use schemas::events::Punch;
+use schemas::events::{Punch, RuleMembershipSet, RuleVersionDefined};
 use schemas::ids::{DepartmentId, PersonId, TenantId};
 use schemas::{Actor, Envelope, Event};
 use serde::{Deserialize, Serialize};
@@ -52,14 +54,38 @@ struct TenantMeta {
 struct Tenant {
     book: Book,
     meta: Option<TenantMeta>,
+    zones: Option<Zones>,
 }
+
+/// Everyone's zone on a date, as of a book revision: (date, revision, zones).
+type Zones = (NaiveDate, u64, Vec<(PersonId, chrono_tz::Tz)>);
 
 impl Tenant {
     fn new() -> Self {
         Self {
             book: Book::new(),
             meta: None,
+            zones: None,
         }
+    }
+
+    /// Each person's zone on `date` (their rule's), computed again only when the date
+    /// or the facts changed.
+    fn zones(&mut self, date: NaiveDate) -> &[(PersonId, chrono_tz::Tz)] {
+        let revision = self.book.revision();
+        if self
+            .zones
+            .as_ref()
+            .is_none_or(|(d, r, _)| *d != date || *r != revision)
+        {
+            let zones = self
+                .book
+                .person_ids()
+                .map(|p| (p.clone(), self.book.zone_of(p, date)))
+                .collect();
+            self.zones = Some((date, revision, zones));
+        }
+        &self.zones.as_ref().expect("just computed").2
     }
 }
 
@@ -154,11 +180,40 @@ impl std::ops::AddAssign for Folded {
 }
 
 /// The fold of one partition's stream: every tenant in it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fold {
     tenants: BTreeMap<TenantId, Tenant>,
     /// Only this tenant (a `rebuild --tenant`); others' events are skipped.
     only: Option<TenantId>,
+    threads: Threads,
+}
+
+impl Default for Fold {
+    fn default() -> Self {
+        Self {
+            tenants: BTreeMap::new(),
+            only: None,
+            threads: Threads::machine(),
+        }
+    }
+}
+
+/// How a batch's person-days are judged: on up to `threads` cores, once at least
+/// `from_people` people have days to judge (fewer are not worth a thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threads {
+    pub threads: usize,
+    pub from_people: usize,
+}
+
+impl Threads {
+    /// Every core of this machine, for batches of 64 people or more.
+    pub fn machine() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            from_people: 64,
+        }
+    }
 }
 
 fn actor_label(actor: &Actor) -> String {
@@ -181,6 +236,12 @@ impl Fold {
             only: Some(tenant),
             ..Self::default()
         }
+    }
+
+    /// The same fold, judging on `threads` (the views it writes do not depend on it).
+    pub fn judging_on(mut self, threads: Threads) -> Self {
+        self.threads = threads;
+        self
     }
 
     pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
@@ -246,7 +307,9 @@ impl Fold {
                 }
                 Event::RuleVersionDefined(e) => {
                     if let Some(before) = tenant.book.version_from(&e.rule_id, e.version) {
-                        d.everyone(before - Duration::days(2));
+                        for p in tenant.book.members_ever(&e.rule_id) {
+                            d.from(&p, before - Duration::days(2));
+                        }
                     }
                 }
                 _ => {}
@@ -321,7 +384,6 @@ impl Fold {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        let book = &tenant.book;
 
         // Days that closed by now.
         let (lo, hi) = key::open_until(tenant_id, now);
@@ -346,15 +408,21 @@ impl Fold {
 
         // Each person's today, and the days that began since the last call.
         let mut through = BTreeMap::new();
-        let mut folded = Folded::default();
-        let people: Vec<PersonId> = book.person_ids().cloned().collect();
-        for person in &people {
-            let zone = book.zone_of(person, now.date_naive());
-            let before = meta.through.get(zone.name()).copied();
-            let today = time::local(zone, horizon)
-                .date()
-                .max(before.unwrap_or(NaiveDate::MIN));
-            through.insert(zone.name().to_owned(), today);
+        let mut work = Vec::new();
+        tenant.zones(now.date_naive());
+        let book = &tenant.book;
+        let zones = &tenant.zones.as_ref().expect("computed above").2;
+        // (the zone's date before, its today) for each zone met.
+        let mut todays: HashMap<chrono_tz::Tz, (Option<NaiveDate>, NaiveDate)> = HashMap::new();
+        for (person, zone) in zones {
+            let (before, today) = *todays.entry(*zone).or_insert_with(|| {
+                let before = meta.through.get(zone.name()).copied();
+                let today = time::local(*zone, horizon)
+                    .date()
+                    .max(before.unwrap_or(NaiveDate::MIN));
+                through.insert(zone.name().to_owned(), today);
+                (before, today)
+            });
             let from = match (before, dirty.everyone_from) {
                 (None, _) => Some(ALL),
                 (Some(b), e) if b < today => {
@@ -371,8 +439,14 @@ impl Fold {
             if from.is_none() && dates.is_empty() {
                 continue;
             }
-            folded += judge_person(view, book, tenant_id, person, from, dates, today, now)?;
+            work.push(PersonWork {
+                person,
+                from,
+                dates,
+                today,
+            });
         }
+        let folded = judge_people(view, book, tenant_id, work, now, self.threads)?;
         let meta = TenantMeta { through };
         view.put(key::tenant(tenant_id), encode(&meta))?;
         tenant.meta = Some(meta);
@@ -478,8 +552,22 @@ fn fold_event<S: Read>(
                 dirty.from(&p, ALL);
             }
         }
-        Event::RuleVersionDefined(e) => dirty.everyone(e.effective_from - Duration::days(2)),
-        Event::RuleMembershipSet(e) => dirty.everyone(e.effective_from - Duration::days(2)),
+        // A rule's change reaches only whom the rule can apply to (a membership's, after
+        // it is folded: whom it names now and whom its rule named before).
+        Event::RuleVersionDefined(RuleVersionDefined {
+            rule_id,
+            effective_from,
+            ..
+        })
+        | Event::RuleMembershipSet(RuleMembershipSet {
+            rule_id,
+            effective_from,
+            ..
+        }) => {
+            for p in book.members_ever(rule_id) {
+                dirty.from(&p, *effective_from - Duration::days(2));
+            }
+        }
         Event::SpecialDatesSet(e) => {
             if let Some(first) = e.dates.iter().map(|d| d.date).min() {
                 dirty.everyone(first - Duration::days(2));
@@ -767,6 +855,71 @@ pub fn punches_of<S: Read>(
     }
     out.sort_by_key(|e| (e.punch.instant, e.punch.punch_id));
     Ok(out)
+}
+
+/// One person's days to judge in a batch.
+struct PersonWork<'a> {
+    person: &'a PersonId,
+    from: Option<NaiveDate>,
+    dates: BTreeSet<NaiveDate>,
+    today: NaiveDate,
+}
+
+/// Judges each person's days. People are independent (each writes only their own day,
+/// open-day and month keys), so they are dealt out round-robin to `threads.threads`
+/// cores, each reading the batch's changes so far and writing its own, and the parts are
+/// added back: the same changes as judging them one after another.
+fn judge_people<S: Read>(
+    view: &mut Through<'_, S>,
+    book: &Book,
+    t: &TenantId,
+    work: Vec<PersonWork<'_>>,
+    now: DateTime<Utc>,
+    threads: Threads,
+) -> Result<Folded, StoreError> {
+    let mut folded = Folded::default();
+    let n = threads.threads.max(1);
+    if n == 1 || work.len() < threads.from_people.max(2) {
+        for w in work {
+            folded += judge_person(view, book, t, w.person, w.from, w.dates, w.today, now)?;
+        }
+        return Ok(folded);
+    }
+    let mut parts: Vec<Vec<PersonWork<'_>>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, w) in work.into_iter().enumerate() {
+        parts[i % n].push(w);
+    }
+    let base: &Through<'_, S> = view;
+    let results: Vec<Result<(Changes, Folded), StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut mine = Through::new(base);
+                    let mut folded = Folded::default();
+                    for w in part {
+                        folded += judge_person(
+                            &mut mine, book, t, w.person, w.from, w.dates, w.today, now,
+                        )?;
+                    }
+                    Ok((mine.into_changes(), folded))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    for r in results {
+        let (changes, f) = r?;
+        view.changes.extend(changes);
+        folded += f;
+    }
+    Ok(folded)
 }
 
 /// Judges a person's dirty days (every date from `from`, and `dates`) up to `today`,

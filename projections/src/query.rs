@@ -114,7 +114,7 @@ pub struct DailyRequest {
     /// This department and the ones under it.
     #[serde(default)]
     pub department: Option<DepartmentId>,
-    /// First date, inclusive (default: today in UTC).
+    /// First date, inclusive (default: each person's today, in their rule's zone).
     #[serde(default)]
     pub from: Option<NaiveDate>,
     /// Last date, inclusive (default: `from`).
@@ -377,24 +377,52 @@ impl<S: Read> Scope<'_, S> {
         Ok(self.book.people().collect())
     }
 
+    /// A person's stored days from `from` to `to`: a read of each key for a month or
+    /// less (cheaper than a range scan in sled), one scan for longer spans.
+    fn stored_days(
+        &self,
+        view: &Through<'_, S>,
+        person: &PersonId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<std::collections::BTreeMap<NaiveDate, StoredDay>, QueryError> {
+        let mut out = std::collections::BTreeMap::new();
+        if (to - from).num_days() <= 31 {
+            for date in from.iter_days().take_while(|d| *d <= to) {
+                if let Some(v) = view.get(&key::day(self.tenant, person, date))? {
+                    out.insert(date, decode::<StoredDay>(&v)?);
+                }
+            }
+            return Ok(out);
+        }
+        let (lo, hi) = key::days(self.tenant, person, from, to);
+        for (k, v) in view.range(&lo, &hi)? {
+            if let Some(date) = std::str::from_utf8(&k[k.len() - 10..])
+                .ok()
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            {
+                out.insert(date, decode::<StoredDay>(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn daily(&self, q: &DailyRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
-        let from = q.from.unwrap_or_else(|| self.now.date_naive());
-        let to = q.to.unwrap_or(from);
-        range(from, to)?;
+        if let Some(from) = q.from {
+            range(from, q.to.unwrap_or(from))?;
+        }
         let view = Through::new(self.store);
         let mut rows = Vec::new();
         for info in self.people(&q.people, q.department.as_ref())? {
-            let (lo, hi) = key::days(self.tenant, &info.person_id, from, to);
-            let mut stored: std::collections::BTreeMap<NaiveDate, StoredDay> = view
-                .range(&lo, &hi)?
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    let date = std::str::from_utf8(&k[k.len() - 10..])
-                        .ok()
-                        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())?;
-                    Some(decode::<StoredDay>(&v).map(|d| (date, d)))
-                })
-                .collect::<Result<_, _>>()?;
+            // No date: each person's today where their rule counts days (not the
+            // service's UTC date: at 00:30 in Shanghai, today there is already tomorrow).
+            let from = q.from.unwrap_or_else(|| {
+                let zone = self.book.zone_of(&info.person_id, self.now.date_naive());
+                time::local(zone, self.now).date()
+            });
+            let to = q.to.unwrap_or(from);
+            range(from, to)?;
+            let mut stored = self.stored_days(&view, &info.person_id, from, to)?;
             for date in from.iter_days().take_while(|d| *d <= to) {
                 let today = time::local(self.book.zone_of(&info.person_id, date), self.now).date();
                 if date > today {

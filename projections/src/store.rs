@@ -29,8 +29,9 @@ pub enum StoreError {
 /// Entries in key order: (key, value).
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// An ordered key-value store the fold reads.
-pub trait Read {
+/// An ordered key-value store the fold reads (from several threads when it judges on
+/// more than one core).
+pub trait Read: Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry with `lo <= key <= hi`, in key order.
     fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Entries, StoreError>;
@@ -188,6 +189,18 @@ impl<'a, S: Read> Through<'a, S> {
 
     pub fn into_changes(self) -> Changes {
         self.changes
+    }
+}
+
+/// A store seen through changes can itself be seen through more: a part of a batch's
+/// work computed apart (on another core) and added to the batch's changes after.
+impl<S: Read> Read for Through<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Through::get(self, key)
+    }
+
+    fn range(&self, lo: &[u8], hi: &[u8]) -> Result<Entries, StoreError> {
+        Through::range(self, lo, hi)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use projections::book::{Book, DailyQuery};
-use projections::fold::Fold;
+use projections::fold::{Fold, Threads};
 use projections::store::{MemStore, decode, key};
 use projections::views::StoredDay;
 use proptest::prelude::*;
@@ -27,8 +27,10 @@ fn tenant() -> TenantId {
     TenantId::parse("acme").unwrap()
 }
 
+/// The `seq`th event, recorded five hours after the one before: a stream's clock
+/// crosses the days its events are about, so days open and close between batches.
 fn envelope(event: impl Into<Event>, seq: usize) -> Envelope {
-    let at = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + Duration::seconds(seq as i64);
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + Duration::hours(5 * seq as i64);
     Envelope::new(
         tenant(),
         Actor::User {
@@ -50,7 +52,7 @@ fn section(on: NaiveTime, off: NaiveTime) -> Section {
     }
 }
 
-fn rule(version: u32, from: NaiveDate, night: bool, on_hour: u32) -> RuleVersionDefined {
+fn rule(id: &str, version: u32, from: NaiveDate, night: bool, on_hour: u32) -> RuleVersionDefined {
     let kind = if night {
         RuleKind::Shifts(ShiftRule {
             shifts: vec![ShiftId::new("night"), ShiftId::new("day")],
@@ -85,7 +87,7 @@ fn rule(version: u32, from: NaiveDate, night: bool, on_hour: u32) -> RuleVersion
         })
     };
     RuleVersionDefined {
-        rule_id: RuleId::new("r"),
+        rule_id: RuleId::new(id),
         version,
         name: "R".into(),
         zone: ZoneName::parse(ZONE).unwrap(),
@@ -151,19 +153,50 @@ fn setup(night: bool) -> Vec<Event> {
         }
         .into(),
     );
-    events.push(rule(1, hired, night, 9).into());
+    events.push(rule("r", 1, hired, night, 9).into());
+    // A second rule, nobody's until a membership names someone.
+    events.push(rule("r2", 1, hired, false, 8).into());
     events
 }
 
 #[derive(Debug, Clone)]
 enum Act {
-    Punch { badge: u8, day: u8, minute: u16 },
-    Leave { person: u8, day: u8 },
-    Calibrate { person: u8, day: u8 },
-    Rule { day: u8, on_hour: u32 },
+    Punch {
+        badge: u8,
+        day: u8,
+        minute: u16,
+    },
+    Leave {
+        person: u8,
+        day: u8,
+    },
+    Calibrate {
+        person: u8,
+        day: u8,
+    },
+    Rule {
+        day: u8,
+        on_hour: u32,
+    },
     Badge,
-    Leaves { day: u8 },
-    Schedule { person: u8, day: u8, night: bool },
+    Leaves {
+        day: u8,
+    },
+    Schedule {
+        person: u8,
+        day: u8,
+        night: bool,
+    },
+    /// p1 follows the second rule from this day (or, `back`, the first again).
+    Move {
+        day: u8,
+        back: bool,
+    },
+    /// A version of the second rule.
+    Rule2 {
+        day: u8,
+        on_hour: u32,
+    },
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -176,12 +209,15 @@ fn act() -> impl Strategy<Value = Act> {
         1 => Just(Act::Badge),
         1 => (0u8..10).prop_map(|day| Act::Leaves { day }),
         1 => (0u8..2, 0u8..10, any::<bool>()).prop_map(|(person, day, night)| Act::Schedule { person, day, night }),
+        1 => (0u8..10, any::<bool>()).prop_map(|(day, back)| Act::Move { day, back }),
+        1 => (0u8..10, 7u32..11).prop_map(|(day, on_hour)| Act::Rule2 { day, on_hour }),
     ]
 }
 
 fn events_of(night: bool, acts: &[Act]) -> Vec<Envelope> {
     let mut events = setup(night);
     let mut version = 1;
+    let mut version2 = 1;
     for (i, a) in acts.iter().enumerate() {
         let date = |d: u8| start() + Duration::days(i64::from(d));
         let person = |p: u8| PersonId::new(format!("p{p}"));
@@ -234,8 +270,20 @@ fn events_of(night: bool, acts: &[Act]) -> Vec<Envelope> {
             .into(),
             Act::Rule { day, on_hour } => {
                 version += 1;
-                rule(version, date(*day), night, *on_hour).into()
+                rule("r", version, date(*day), night, *on_hour).into()
             }
+            Act::Rule2 { day, on_hour } => {
+                version2 += 1;
+                rule("r2", version2, date(*day), false, *on_hour).into()
+            }
+            Act::Move { day, back } => RuleMembershipSet {
+                rule_id: RuleId::new("r2"),
+                people: if *back { Vec::new() } else { vec![person(1)] },
+                departments: Vec::new(),
+                excluded_people: Vec::new(),
+                effective_from: date(*day),
+            }
+            .into(),
             Act::Badge => BadgeNumberAssigned {
                 person_id: person(1),
                 badge_number: BadgeNumber::new("1"),
@@ -281,7 +329,10 @@ fn at(day: u8, hour: u32) -> DateTime<Utc> {
 
 fn rebuild(events: &[Envelope], now: DateTime<Utc>) -> MemStore {
     let mut store = MemStore::default();
-    let mut fold = Fold::new();
+    let mut fold = Fold::new().judging_on(Threads {
+        threads: 1,
+        from_people: 1,
+    });
     let batch: Vec<(u64, &Envelope)> = events
         .iter()
         .enumerate()
@@ -319,14 +370,16 @@ proptest! {
         let mut clocks: Vec<DateTime<Utc>> = clock.iter().map(|(d, h)| at(*d, *h).min(now)).collect();
         clocks.sort();
         let restart_at = restart.index(prefix.len() + 1);
+        // Judged on two threads, one person each, against a rebuild judged on one.
+        let two = Threads { threads: 2, from_people: 1 };
         let mut store = MemStore::default();
-        let mut fold = Fold::new();
+        let mut fold = Fold::new().judging_on(two);
         let mut i = 0;
         let mut step = 0;
         while i < prefix.len() {
             if i >= restart_at && restart_at > 0 {
                 // A new worker on the same store: the facts folded again, no views.
-                fold = Fold::new();
+                fold = Fold::new().judging_on(two);
                 for (j, e) in prefix[..i].iter().enumerate() {
                     fold.restore(j as u64 + 1, e);
                 }

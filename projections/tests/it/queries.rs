@@ -103,3 +103,45 @@ fn query_answers_for_the_replay_fixtures() {
         settings.bind(|| insta::assert_json_snapshot!(answer));
     });
 }
+
+/// A daily query without dates asks for each person's today where their rule counts
+/// days: at 00:30 in Shanghai (16:30 UTC the day before), that is the Shanghai date.
+#[test]
+fn daily_without_dates_is_today_in_each_persons_zone() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../replay-fixtures/allowed-lateness.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    let events: Vec<Envelope> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| Envelope::from_json(l).unwrap())
+        .collect();
+    let (book, _) = load_jsonl(std::io::BufReader::new(text.as_bytes()), None).unwrap();
+    let (_, last) = book.punch_dates().unwrap();
+    let now: DateTime<Utc> = last.and_hms_opt(16, 30, 0).unwrap().and_utc();
+    let mut store = MemStore::default();
+    let mut fold = Fold::new();
+    let batch: Vec<(u64, &Envelope)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, e))
+        .collect();
+    let (changes, _) = fold.apply(&store, &batch, now).unwrap();
+    store.commit(changes);
+    let (changes, _) = fold.tick(&store, now).unwrap();
+    store.commit(changes);
+    let tenant = events[0].tenant.clone();
+    let scope = Scope {
+        tenant: &tenant,
+        book: fold.book(&tenant).unwrap(),
+        store: &store,
+        now,
+    };
+    let (daily, _) = scope.daily(&DailyRequest::default()).unwrap();
+    assert!(!daily.is_empty());
+    let shanghai = (last + Duration::days(1)).to_string();
+    for row in daily {
+        let row: serde_json::Value = serde_json::from_str(row.get()).unwrap();
+        assert_eq!(row["date"], serde_json::json!(shanghai), "{row}");
+    }
+}
