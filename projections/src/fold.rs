@@ -207,10 +207,15 @@ pub struct Threads {
 }
 
 impl Threads {
-    /// Every core of this machine, for batches of 64 people or more.
+    /// Every core of this machine (or `LEDGERCLOCK_JUDGE_THREADS`), for batches of 64
+    /// people or more.
     pub fn machine() -> Self {
+        let threads = std::env::var("LEDGERCLOCK_JUDGE_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         Self {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads,
             from_people: 64,
         }
     }
