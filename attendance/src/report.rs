@@ -66,7 +66,7 @@ pub enum Report {
         /// This department and the ones under it.
         #[arg(long)]
         department: Option<String>,
-        /// First date (default: today).
+        /// First date (default: each person's today, in their rule's zone).
         #[arg(long)]
         from: Option<NaiveDate>,
         /// Last date, inclusive (default: --from).
@@ -75,7 +75,7 @@ pub enum Report {
     },
     /// Monthly report (月度汇总): WeCom's month data for each person.
     Monthly {
-        /// YYYY-MM (default: this month).
+        /// YYYY-MM (default: the month of each person's today, in their rule's zone).
         #[arg(long)]
         month: Option<String>,
         #[arg(long = "person")]
@@ -89,8 +89,11 @@ pub enum Report {
         device: Option<String>,
         #[arg(long)]
         person: Option<String>,
+        /// First local date (default: today where the device stands, or in the
+        /// person's rule's zone).
         #[arg(long)]
         from: Option<NaiveDate>,
+        /// Last local date, inclusive (default: --from).
         #[arg(long)]
         to: Option<NaiveDate>,
     },
@@ -221,7 +224,6 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         .map_err(|e| {
             ledger::LedgerError::Unavailable(format!("cannot connect to {}: {e}", args.nats))
         })?;
-    let today = Utc::now().date_naive();
     let (query, body, kind) = match &args.report {
         Report::Daily {
             people,
@@ -239,7 +241,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             department,
         } => (
             "monthly",
-            json!({"month": month.clone().unwrap_or_else(|| today.format("%Y-%m").to_string()), "people": people, "department": department}),
+            json!({"month": month, "people": people, "department": department}),
             Kind::Monthly,
         ),
         Report::Raw {
@@ -249,7 +251,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             to,
         } => (
             "raw",
-            json!({"device": device, "person": person, "from": from.unwrap_or(today), "to": to}),
+            json!({"device": device, "person": person, "from": from, "to": to}),
             Kind::Raw,
         ),
         Report::Devices => ("devices", json!({}), Kind::Devices),

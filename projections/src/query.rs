@@ -128,8 +128,9 @@ pub struct DailyRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonthlyRequest {
-    /// `YYYY-MM`.
-    pub month: String,
+    /// `YYYY-MM` (default: the month of each person's today, in their rule's zone).
+    #[serde(default)]
+    pub month: Option<String>,
     #[serde(default)]
     pub people: Vec<PersonId>,
     #[serde(default)]
@@ -147,7 +148,11 @@ pub struct RawRequest {
     /// Punches resolved to this person.
     #[serde(default)]
     pub person: Option<PersonId>,
-    pub from: NaiveDate,
+    /// First local date, inclusive (default: today where the device stands, or in the
+    /// person's rule's zone).
+    #[serde(default)]
+    pub from: Option<NaiveDate>,
+    /// Last local date, inclusive (default: `from`).
     #[serde(default)]
     pub to: Option<NaiveDate>,
     #[serde(default)]
@@ -474,11 +479,24 @@ impl<S: Read> Scope<'_, S> {
     }
 
     pub fn monthly(&self, q: &MonthlyRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
-        let first = NaiveDate::parse_from_str(&format!("{}-01", q.month), "%Y-%m-%d")
-            .map_err(|_| QueryError::BadRequest(format!("month {:?} is not YYYY-MM", q.month)))?;
+        let given = q
+            .month
+            .as_ref()
+            .map(|month| {
+                NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+                    .map_err(|_| QueryError::BadRequest(format!("month {month:?} is not YYYY-MM")))
+            })
+            .transpose()?;
         let view = Through::new(self.store);
         let mut rows = Vec::new();
         for info in self.people(&q.people, q.department.as_ref())? {
+            let first = given.unwrap_or_else(|| {
+                let zone = self.book.zone_of(&info.person_id, self.now.date_naive());
+                time::local(zone, self.now)
+                    .date()
+                    .with_day(1)
+                    .expect("day 1")
+            });
             let department = self
                 .book
                 .department_of(&info.person_id, first)
@@ -494,7 +512,7 @@ impl<S: Read> Scope<'_, S> {
             let month: MonthRow = match view.get(&k)? {
                 Some(b) => decode(&b)?,
                 None => MonthRow {
-                    month: q.month.clone(),
+                    month: first.format("%Y-%m").to_string(),
                     ..MonthRow::default()
                 },
             };
@@ -540,21 +558,31 @@ impl<S: Read> Scope<'_, S> {
     }
 
     pub fn raw(&self, q: &RawRequest) -> Result<(Vec<Row>, Option<usize>), QueryError> {
-        let to = q.to.unwrap_or(q.from);
-        range(q.from, to)?;
         let view = Through::new(self.store);
         let mut rows = Vec::new();
+        let dates = |zone: chrono_tz::Tz| -> Result<(NaiveDate, NaiveDate), QueryError> {
+            let from = q.from.unwrap_or_else(|| time::local(zone, self.now).date());
+            let to = q.to.unwrap_or(from);
+            range(from, to)?;
+            Ok((from, to))
+        };
         match (&q.device, &q.person) {
             (Some(sn), person) => {
-                if view.get(&key::device(self.tenant, sn))?.is_none() {
+                let Some(device) = view.get(&key::device(self.tenant, sn))? else {
                     return Err(QueryError::UnknownDevice(sn.clone()));
-                }
+                };
+                let device: crate::views::DeviceRow = decode(&device)?;
+                let zone = device
+                    .zone
+                    .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+                    .unwrap_or(chrono_tz::UTC);
+                let (from, to) = dates(zone)?;
                 if let Some(p) = person
                     && self.book.person(p).is_none()
                 {
                     return Err(QueryError::UnknownPerson(p.clone()));
                 }
-                let (lo, hi) = key::device_punches(self.tenant, sn, q.from, to);
+                let (lo, hi) = key::device_punches(self.tenant, sn, from, to);
                 for (_, at) in view.range(&lo, &hi)? {
                     let Some(v) = view.get(&at)? else {
                         return Err(QueryError::Corrupt(
@@ -574,7 +602,7 @@ impl<S: Read> Scope<'_, S> {
                 for (_, v) in view.range(&lo, &hi)? {
                     let r: RejectedEntry = decode(&v)?;
                     let date = r.recorded_at.date_naive();
-                    if person.is_none() && q.from <= date && date <= to {
+                    if person.is_none() && from <= date && date <= to {
                         rows.push(typed(&RejectedRow {
                             date: key::date(date),
                             device_sn: sn.clone(),
@@ -591,12 +619,13 @@ impl<S: Read> Scope<'_, S> {
                 if self.book.person(p).is_none() {
                     return Err(QueryError::UnknownPerson(p.clone()));
                 }
-                let zone = self.book.zone_of(p, q.from);
-                let lo = time::at(zone, q.from - Duration::days(1), chrono::NaiveTime::MIN);
+                let (from, to) = dates(self.book.zone_of(p, self.now.date_naive()))?;
+                let zone = self.book.zone_of(p, from);
+                let lo = time::at(zone, from - Duration::days(1), chrono::NaiveTime::MIN);
                 let hi = time::at(zone, to + Duration::days(2), chrono::NaiveTime::MIN);
                 for e in punches_of(&view, self.book, self.tenant, p, lo, hi)? {
                     let d = e.punch.local_time.date();
-                    if q.from <= d && d <= to {
+                    if from <= d && d <= to {
                         rows.push(typed(&self.raw_row(&e)));
                     }
                 }

@@ -36,15 +36,35 @@ fn checked_in_query_schemas_are_current() {
     );
 }
 
+/// A fixture file's events.
+fn events_of(text: &str) -> Vec<Envelope> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| Envelope::from_json(l).unwrap())
+        .collect()
+}
+
+/// The views of `events` folded in one batch, then caught up to `now`.
+fn fold_at(events: &[Envelope], now: DateTime<Utc>) -> (Fold, MemStore) {
+    let mut store = MemStore::default();
+    let mut fold = Fold::new();
+    let batch: Vec<(u64, &Envelope)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, e))
+        .collect();
+    let (changes, _) = fold.apply(&store, &batch, now).unwrap();
+    store.commit(changes);
+    let (changes, _) = fold.tick(&store, now).unwrap();
+    store.commit(changes);
+    (fold, store)
+}
+
 #[test]
 fn query_answers_for_the_replay_fixtures() {
     insta::glob!("../../../replay-fixtures", "*.jsonl", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let events: Vec<Envelope> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(|l| Envelope::from_json(l).unwrap())
-            .collect();
+        let events = events_of(&text);
         let (book, _) = load_jsonl(std::io::BufReader::new(text.as_bytes()), None).unwrap();
         let Some((from, to)) = book.punch_dates() else {
             return;
@@ -54,17 +74,7 @@ fn query_answers_for_the_replay_fixtures() {
             .and_hms_opt(0, 0, 0)
             .unwrap()
             .and_utc();
-        let mut store = MemStore::default();
-        let mut fold = Fold::new();
-        let batch: Vec<(u64, &Envelope)> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (i as u64 + 1, e))
-            .collect();
-        let (changes, _) = fold.apply(&store, &batch, now).unwrap();
-        store.commit(changes);
-        let (changes, _) = fold.tick(&store, now).unwrap();
-        store.commit(changes);
+        let (fold, store) = fold_at(&events, now);
         let tenant = events[0].tenant.clone();
         let scope = Scope {
             tenant: &tenant,
@@ -82,7 +92,7 @@ fn query_answers_for_the_replay_fixtures() {
         let month = |d: NaiveDate| d.format("%Y-%m").to_string();
         let (monthly, _) = scope
             .monthly(&MonthlyRequest {
-                month: month(from),
+                month: Some(month(from)),
                 ..MonthlyRequest::default()
             })
             .unwrap();
@@ -111,25 +121,11 @@ fn daily_without_dates_is_today_in_each_persons_zone() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../replay-fixtures/allowed-lateness.jsonl");
     let text = std::fs::read_to_string(path).unwrap();
-    let events: Vec<Envelope> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| Envelope::from_json(l).unwrap())
-        .collect();
+    let events = events_of(&text);
     let (book, _) = load_jsonl(std::io::BufReader::new(text.as_bytes()), None).unwrap();
     let (_, last) = book.punch_dates().unwrap();
     let now: DateTime<Utc> = last.and_hms_opt(16, 30, 0).unwrap().and_utc();
-    let mut store = MemStore::default();
-    let mut fold = Fold::new();
-    let batch: Vec<(u64, &Envelope)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i as u64 + 1, e))
-        .collect();
-    let (changes, _) = fold.apply(&store, &batch, now).unwrap();
-    store.commit(changes);
-    let (changes, _) = fold.tick(&store, now).unwrap();
-    store.commit(changes);
+    let (fold, store) = fold_at(&events, now);
     let tenant = events[0].tenant.clone();
     let scope = Scope {
         tenant: &tenant,
@@ -139,9 +135,24 @@ fn daily_without_dates_is_today_in_each_persons_zone() {
     };
     let (daily, _) = scope.daily(&DailyRequest::default()).unwrap();
     assert!(!daily.is_empty());
-    let shanghai = (last + Duration::days(1)).to_string();
+    let shanghai = last + Duration::days(1);
     for row in daily {
         let row: serde_json::Value = serde_json::from_str(row.get()).unwrap();
-        assert_eq!(row["date"], serde_json::json!(shanghai), "{row}");
+        assert_eq!(
+            row["date"],
+            serde_json::json!(shanghai.to_string()),
+            "{row}"
+        );
+    }
+    // And a month without one is the month of that today.
+    let (monthly, _) = scope.monthly(&MonthlyRequest::default()).unwrap();
+    assert!(!monthly.is_empty());
+    for row in monthly {
+        let row: serde_json::Value = serde_json::from_str(row.get()).unwrap();
+        assert_eq!(
+            row["month"],
+            serde_json::json!(shanghai.format("%Y-%m").to_string()),
+            "{row}"
+        );
     }
 }
