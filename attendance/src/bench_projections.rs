@@ -536,8 +536,10 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
         );
         ledger.append_many(std::slice::from_ref(&e)).await?;
         let acked = Instant::now();
-        let body: bytes::Bytes =
-            serde_json::to_vec(&json!({"people": [person(p)], "from": local.date()}))?.into();
+        let body: bytes::Bytes = serde_json::to_vec(
+            &json!({"people": [person(p)], "from": local.date(), "detail": true}),
+        )?
+        .into();
         loop {
             let r = client.request(subject.clone(), body.clone()).await?;
             if String::from_utf8_lossy(&r.payload).contains(&id) {

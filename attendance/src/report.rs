@@ -72,6 +72,10 @@ pub enum Report {
         /// Last date, inclusive (default: --from).
         #[arg(long)]
         to: Option<NaiveDate>,
+        /// Each day in full (sections slot by slot, punches with their roles,
+        /// calibrations), for `--format json`; the table's columns are the same.
+        #[arg(long)]
+        detail: bool,
     },
     /// Monthly report (月度汇总): WeCom's month data for each person.
     Monthly {
@@ -230,9 +234,10 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             department,
             from,
             to,
+            detail,
         } => (
             "daily",
-            json!({"people": people, "department": department, "from": from, "to": to}),
+            json!({"people": people, "department": department, "from": from, "to": to, "detail": detail}),
             Kind::Daily,
         ),
         Report::Monthly {

@@ -120,6 +120,11 @@ pub struct DailyRequest {
     /// Last date, inclusive (default: `from`).
     #[serde(default)]
     pub to: Option<NaiveDate>,
+    /// Each day in full: its sections slot by slot, its punches with their roles and its
+    /// calibration trail (default: the day data a daily report's columns show, a tenth
+    /// of the size).
+    #[serde(default)]
+    pub detail: bool,
     /// Rows to skip: the `next_offset` of the previous page.
     #[serde(default)]
     pub offset: usize,
@@ -199,8 +204,17 @@ pub struct DailyRow {
     /// WeCom's summary status (状态), or `no_rule`.
     pub summary: String,
     pub summary_label: String,
-    /// The judged day; `null` on a date with no rule.
-    pub day: Option<crate::judge::Judged>,
+    /// The judged day (in full with `detail`, else its day data); `null` on a date with
+    /// no rule.
+    pub day: Option<DailyDay>,
+}
+
+/// A `daily` row's day.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum DailyDay {
+    Detail(Box<crate::judge::Judged>),
+    Data(Box<crate::judge::DayData>),
 }
 
 /// A `monthly` row.
@@ -460,7 +474,7 @@ impl<S: Read> Scope<'_, S> {
                             serde_json::to_value(d.summary).expect("json"),
                         );
                         m.insert("summary_label".into(), Value::from(d.summary.label()));
-                        d.report_json()?
+                        d.report_json(q.detail)?
                     }
                     None => {
                         m.insert("summary".into(), Value::from("no_rule"));

@@ -159,6 +159,72 @@ pub struct Judged {
     pub late_out_s: Option<i64>,
 }
 
+/// A day as a department's daily report shows it: WeCom's day data (rule, day type,
+/// earliest and latest punch, work and standard seconds, both verdicts with their
+/// exceptions, approvals, overtime), without `Judged`'s slot-by-slot sections, punch
+/// notes and calibration trail (a `daily` request with `detail`, or `explain`, has them).
+///
+/// It decodes straight from a stored `Judged` (MessagePack by position): the fields are
+/// `Judged`'s, in its order, and the detail is skipped unread.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct DayData {
+    pub date: NaiveDate,
+    pub rule: RuleRef,
+    pub zone: String,
+    pub day_type: DayType,
+    pub holiday: Option<String>,
+    pub shift: Option<ShiftRef>,
+    pub owned: Span,
+    pub in_progress: bool,
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    sections: serde::de::IgnoredAny,
+    pub earliest: Option<NaiveDateTime>,
+    pub latest: Option<NaiveDateTime>,
+    pub punch_count: u32,
+    pub work_s: i64,
+    pub standard_work_s: i64,
+    pub original: Verdict,
+    pub calibrated: Verdict,
+    pub approvals: Vec<ApprovalNote>,
+    pub field_work: u32,
+    pub overtime: Option<Overtime>,
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    punches: serde::de::IgnoredAny,
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    calibrations: serde::de::IgnoredAny,
+}
+
+impl DayData {
+    pub fn of(day: &Judged) -> Self {
+        Self {
+            date: day.date,
+            rule: day.rule.clone(),
+            zone: day.zone.clone(),
+            day_type: day.day_type,
+            holiday: day.holiday.clone(),
+            shift: day.shift.clone(),
+            owned: day.owned,
+            in_progress: day.in_progress,
+            sections: serde::de::IgnoredAny,
+            earliest: day.earliest,
+            latest: day.latest,
+            punch_count: day.punch_count,
+            work_s: day.work_s,
+            standard_work_s: day.standard_work_s,
+            original: day.original.clone(),
+            calibrated: day.calibrated.clone(),
+            approvals: day.approvals.clone(),
+            field_work: day.field_work,
+            overtime: day.overtime,
+            punches: serde::de::IgnoredAny,
+            calibrations: serde::de::IgnoredAny,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SectionReport {
     pub on: SlotReport,

@@ -86,9 +86,30 @@ fn query_answers_for_the_replay_fixtures() {
             .daily(&DailyRequest {
                 from: Some(from),
                 to: Some(to),
+                detail: true,
                 ..DailyRequest::default()
             })
             .unwrap();
+        // Without `detail`, each day is the same day less its detail (decoded apart, from
+        // the same stored bytes).
+        let (data, _) = scope
+            .daily(&DailyRequest {
+                from: Some(from),
+                to: Some(to),
+                ..DailyRequest::default()
+            })
+            .unwrap();
+        assert_eq!(data.len(), daily.len());
+        for (d, full) in data.iter().zip(&daily) {
+            let d: serde_json::Value = serde_json::from_str(d.get()).unwrap();
+            let mut full: serde_json::Value = serde_json::from_str(full.get()).unwrap();
+            if let Some(day) = full["day"].as_object_mut() {
+                for k in ["sections", "punches", "calibrations"] {
+                    assert!(day.remove(k).is_some(), "{k} is detail");
+                }
+            }
+            assert_eq!(d, full, "{}", path.display());
+        }
         let month = |d: NaiveDate| d.format("%Y-%m").to_string();
         let (monthly, _) = scope
             .monthly(&MonthlyRequest {

@@ -286,11 +286,22 @@ async fn a_day_is_in_progress_then_closes_and_a_backlog_undoes_absence() {
 
     // 10:00: Li Wei punched in; his off slot waits. Wang Fang has not punched: not
     // absent yet.
-    let q = json!({"from": day0(), "to": day0()});
+    let q = json!({"from": day0(), "to": day0(), "detail": true});
     let a = ask_until(&w.ledger, "daily", q.clone(), |a| {
         status_of(a, "li", day0()).is_some()
     })
     .await;
+    // Without `detail`, the same day as its report columns show it.
+    let data = ask(&w.ledger, "daily", json!({"from": day0(), "to": day0()}))
+        .await
+        .unwrap();
+    let data = status_of(&data, "li", day0()).unwrap();
+    assert_eq!(data["day"]["punch_count"], json!(1), "{data}");
+    assert_eq!(
+        data["day"]["original"],
+        status_of(&a, "li", day0()).unwrap()["day"]["original"]
+    );
+    assert!(data["day"].get("sections").is_none(), "{data}");
     let li = status_of(&a, "li", day0()).unwrap();
     assert_eq!(li["summary"], json!("in_progress"), "{li}");
     assert_eq!(li["day"]["in_progress"], json!(true));
@@ -420,7 +431,7 @@ async fn a_rule_changed_now_rejudges_today_and_leaves_yesterday_alone() {
         .await
         .unwrap();
     let running = start_worker(&w, "a", &clock).await;
-    let q = json!({"people": ["li"], "from": day0(), "to": tuesday});
+    let q = json!({"people": ["li"], "from": day0(), "to": tuesday, "detail": true});
     let late = |a: &Value, d: NaiveDate| {
         status_of(a, "li", d).map(|r| r["day"]["sections"][0]["on"]["original"]["status"].clone())
     };
@@ -570,7 +581,7 @@ async fn a_deleted_corrupted_or_outdated_store_rebuilds_by_itself() {
         )])
         .await
         .unwrap();
-    let q = json!({"from": day0(), "to": day0() + Duration::days(2)});
+    let q = json!({"from": day0(), "to": day0() + Duration::days(2), "detail": true});
     let full = |a: &Value| a["rows"].as_array().is_some_and(|r| r.len() == 6);
     let running = start_worker(&w, "a", &clock).await;
     let expected = ask_until(&w.ledger, "daily", q.clone(), full).await;
