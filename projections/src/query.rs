@@ -209,6 +209,34 @@ pub struct DailyRow {
     pub day: Option<DailyDay>,
 }
 
+/// A `daily` row as written (`DailyRow` is its schema).
+#[derive(Serialize)]
+struct DailyOut<'a> {
+    person_id: &'a PersonId,
+    person: &'a str,
+    badge_number: Option<&'a schemas::ids::BadgeNumber>,
+    department_id: &'a DepartmentId,
+    department: &'a str,
+    date: NaiveDate,
+    summary: SummaryOut,
+    summary_label: &'a str,
+    day: Option<DayOut>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SummaryOut {
+    Day(crate::views::Summary),
+    NoRule(&'static str),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DayOut {
+    Detail(crate::judge::Judged),
+    Data(crate::judge::DayData),
+}
+
 /// A `daily` row's day.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
@@ -465,28 +493,30 @@ impl<S: Read> Scope<'_, S> {
                 {
                     continue;
                 }
-                let mut m = self.person_json(&info, &department);
-                m.insert("date".into(), Value::from(key::date(date)));
-                let report = match &day {
-                    Some(d) => {
-                        m.insert(
-                            "summary".into(),
-                            serde_json::to_value(d.summary).expect("json"),
-                        );
-                        m.insert("summary_label".into(), Value::from(d.summary.label()));
-                        d.report_json(q.detail)?
-                    }
-                    None => {
-                        m.insert("summary".into(), Value::from("no_rule"));
-                        m.insert("summary_label".into(), Value::from("无规则"));
-                        "null".to_owned()
-                    }
+                let (summary, summary_label, day) = match &day {
+                    Some(d) => (
+                        SummaryOut::Day(d.summary),
+                        d.summary.label(),
+                        Some(if q.detail {
+                            DayOut::Detail(d.judged()?)
+                        } else {
+                            DayOut::Data(d.day_data()?)
+                        }),
+                    ),
+                    None => (SummaryOut::NoRule("no_rule"), "无规则", None),
                 };
-                let head = Value::Object(m).to_string();
-                let text = format!("{},\"day\":{report}}}", &head[..head.len() - 1]);
-                rows.push(
-                    RawValue::from_string(text).map_err(|e| QueryError::Corrupt(e.to_string()))?,
-                );
+                // One serialization, no parse: the row's text is ours.
+                rows.push(typed(&DailyOut {
+                    person_id: &info.person_id,
+                    person: &info.name,
+                    badge_number: info.badge_number.as_ref(),
+                    department_id: &department,
+                    department: &self.book.department_name(&department),
+                    date,
+                    summary,
+                    summary_label,
+                    day,
+                }));
             }
         }
         Ok(page(rows, q.offset))

@@ -254,14 +254,15 @@ impl StoredDay {
             .map_err(|e| crate::store::StoreError::Decode(e.to_string()))
     }
 
-    /// The judged day as JSON, as answers carry it: all of it (`detail`), or its day data.
-    pub fn report_json(&self, detail: bool) -> Result<String, crate::store::StoreError> {
-        if detail {
-            return Ok(serde_json::to_string(&self.judged()?).expect("a judged day is JSON"));
-        }
-        let data: crate::judge::DayData = rmp_serde::from_slice(&self.report)
-            .map_err(|e| crate::store::StoreError::Decode(e.to_string()))?;
-        Ok(serde_json::to_string(&data).expect("day data is JSON"))
+    /// The judged day's day data, its detail skipped unread.
+    pub fn day_data(&self) -> Result<crate::judge::DayData, crate::store::StoreError> {
+        rmp_serde::from_slice(&self.report)
+            .map_err(|e| crate::store::StoreError::Decode(e.to_string()))
+    }
+
+    /// The judged day as JSON.
+    pub fn report_json(&self) -> Result<String, crate::store::StoreError> {
+        Ok(serde_json::to_string(&self.judged()?).expect("a judged day is JSON"))
     }
 }
 

@@ -429,7 +429,7 @@ proptest! {
             let (lo, hi) = key::all_days(&tenant(), &PersonId::new(person));
             for (_, v) in projections::store::Read::range(&store, &lo, &hi).unwrap() {
                 let d: StoredDay = decode(&v).unwrap();
-                stored.push(d.report_json(true).unwrap());
+                stored.push(d.report_json().unwrap());
             }
         }
         let replayed: Vec<String> = replay
