@@ -35,6 +35,9 @@ pub struct ProjectionsBench {
     /// sled's page cache, MiB.
     #[arg(long, default_value_t = 128)]
     pub cache_mb: u64,
+    /// Most events folded into one committed batch during the rebuild.
+    #[arg(long, default_value_t = worker::BATCH)]
+    pub batch: usize,
 }
 
 const TENANT: &str = "bench";
@@ -239,6 +242,28 @@ fn dir_size(path: &std::path::Path) -> u64 {
     total
 }
 
+/// Keys and bytes of a tree by view (the key's first byte).
+fn layout(tree: &sled::Tree) -> String {
+    let mut by: std::collections::BTreeMap<u8, (u64, u64, u64)> = Default::default();
+    for (k, v) in tree.iter().flatten() {
+        let e = by.entry(k.first().copied().unwrap_or(0)).or_default();
+        e.0 += 1;
+        e.1 += k.len() as u64;
+        e.2 += v.len() as u64;
+    }
+    by.iter()
+        .map(|(view, (n, k, v))| {
+            format!(
+                "{}: {n} keys, {:.1} MB ({:.0} B a value)",
+                char::from(*view),
+                (k + v) as f64 / 1e6,
+                *v as f64 / (*n).max(1) as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn percentile(sorted: &[StdDuration], p: f64) -> StdDuration {
     if sorted.is_empty() {
         return StdDuration::ZERO;
@@ -345,7 +370,7 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
     reset_peak_memory();
     let started = Instant::now();
     let (rebuilt, mut fold) =
-        worker::rebuild(&ledger, &tree, partition, None, now, 512, |_, _| {}).await?;
+        worker::rebuild(&ledger, &tree, partition, None, now, args.batch, |_, _| {}).await?;
     let took = started.elapsed();
     let secs = took.as_secs_f64();
     println!("\nrebuild of every view (daily, monthly, raw, devices, people):");
@@ -371,6 +396,7 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
         "  store            {:.1} MB on disk",
         dir_size(&store) as f64 / 1e6
     );
+    println!("  by view          {}", layout(&tree));
     println!(
         "  PostgreSQL 15, same daily report (PERFORMANCE.md, this machine class): 13.3-15.5 s; target here <= 4.4 s"
     );

@@ -159,7 +159,7 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             p,
             tenant.as_ref(),
             now,
-            512,
+            worker::BATCH,
             |done, total| {
                 bar.set_length(total);
                 bar.set_position(done);

@@ -307,18 +307,6 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             answer["sequence"]
         );
     }
-    let rows = match kind {
-        Kind::AsOf => rows
-            .first()
-            .and_then(|a| a.get("rows"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(flatten_replayed)
-            .collect(),
-        _ => rows,
-    };
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -334,8 +322,16 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         }
     };
     match (args.format, kind) {
-        (Format::Json, Kind::Diff | Kind::Explain) => {
+        (Format::Json, Kind::Explain) => {
             serde_json::to_writer_pretty(&mut out, &rows.first().cloned().unwrap_or(Value::Null))?;
+            writeln!(out)?;
+        }
+        (Format::Json, Kind::Diff) => {
+            // Every page's rows under the answer's own fields, as one document.
+            let mut whole = answer.clone();
+            whole["rows"] = Value::Array(rows.clone());
+            whole["next_offset"] = Value::Null;
+            serde_json::to_writer_pretty(&mut out, &whole)?;
             writeln!(out)?;
         }
         (Format::Json, _) => {
@@ -345,7 +341,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             }
         }
         (_, Kind::Explain) => explain(&rows, &mut out)?,
-        (_, Kind::Diff) => diff(&rows, &mut out)?,
+        (_, Kind::Diff) => diff(&rows, &answer, &mut out)?,
         (format, kind) => {
             let (header, cells) = columns(kind, &rows);
             match format {
@@ -590,25 +586,6 @@ fn tally(cells: &mut Vec<Cell>, header: &mut Vec<String>, first: bool, name: &st
     cells.push(num(&t["count"]));
     cells.push(num(&t["seconds"]));
     cells.push(readable(&t["seconds"]));
-}
-
-fn flatten_replayed(r: Value) -> Value {
-    // A replayed row (as_of) has the judged day flattened into it; reshape it as the
-    // service's daily rows are.
-    let mut day = r.clone();
-    if let Value::Object(m) = &mut day {
-        for k in ["person_id", "person", "department_id", "department"] {
-            m.remove(k);
-        }
-    }
-    json!({
-        "person_id": r["person_id"],
-        "person": r["person"],
-        "department_id": r["department_id"],
-        "department": r["department"],
-        "date": r["date"],
-        "day": day,
-    })
 }
 
 fn columns(kind: Kind, rows: &[Value]) -> (Vec<String>, Vec<Vec<Cell>>) {
@@ -899,6 +876,17 @@ fn explain(rows: &[Value], out: &mut impl Write) -> anyhow::Result<()> {
         return Ok(());
     };
     let d = &r["day"];
+    if d.is_null() {
+        writeln!(
+            out,
+            "{} {} ({}): {}",
+            r["date"].as_str().unwrap_or(""),
+            r["person"].as_str().unwrap_or(""),
+            r["person_id"].as_str().unwrap_or(""),
+            r["verdict"].as_str().unwrap_or("no day"),
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "{} {} ({}), {}: {} — rule {} v{}, {}",
@@ -955,27 +943,26 @@ fn explain(rows: &[Value], out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn diff(rows: &[Value], out: &mut impl Write) -> anyhow::Result<()> {
-    let Some(r) = rows.first() else {
-        return Ok(());
-    };
-    let changed = r["changed"].as_array().cloned().unwrap_or_default();
+fn diff(rows: &[Value], answer: &Value, out: &mut impl Write) -> anyhow::Result<()> {
+    let of = |kind: &str| -> Vec<&Value> { rows.iter().filter(|r| r["row"] == kind).collect() };
+    let changed = of("changed");
     writeln!(
         out,
         "{} day(s) changed between {} and {}:",
         changed.len(),
-        r["since"].as_str().unwrap_or(""),
-        r["until"].as_str().unwrap_or("")
+        answer["since"].as_str().unwrap_or(""),
+        answer["until"].as_str().unwrap_or("")
     )?;
     for c in &changed {
         let say = |v: &Value| {
             if v.is_null() {
                 "(no day)".to_owned()
             } else {
+                let d = &v["day"];
                 format!(
                     "{} / calibrated {}",
-                    verdict(&v["original"]),
-                    verdict(&v["calibrated"])
+                    verdict(&d["original"]),
+                    verdict(&d["calibrated"])
                 )
             }
         };
@@ -988,22 +975,23 @@ fn diff(rows: &[Value], out: &mut impl Write) -> anyhow::Result<()> {
             say(&c["after"])
         )?;
     }
-    let events = r["events"].as_array().cloned().unwrap_or_default();
+    let events = of("event");
     writeln!(out, "{} event(s) recorded between them:", events.len())?;
     for e in &events {
         writeln!(
             out,
-            "  {:>8}  {}  {}  {}",
+            "  {:>8}  {}  {}  {}  {}",
             e["sequence"],
             e["recorded_at"].as_str().unwrap_or(""),
             e["kind"].as_str().unwrap_or(""),
+            e["actor"].as_str().unwrap_or(""),
             e["event_id"].as_str().unwrap_or("")
         )?;
     }
     writeln!(
         out,
-        "(replayed {} events in {} ms)",
-        r["cost"]["events_read"], r["cost"]["millis"]
+        "(replayed {} events in {} ms for the last page)",
+        answer["cost"]["events_read"], answer["cost"]["millis"]
     )?;
     Ok(())
 }

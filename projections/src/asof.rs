@@ -15,10 +15,12 @@ use futures::StreamExt;
 use ledger::{Ledger, ReadFrom};
 use schemas::ids::{PersonId, TenantId};
 use schemas::{AggregateKind, Envelope, Event};
-use serde_json::Value;
 
 use crate::book::{Book, DailyQuery, Holder};
-use crate::query::{MAX_DAYS, QueryError};
+use crate::query::{
+    AsOfAnswer, DiffAnswer, DiffChange, DiffRow, MAX_DAYS, NamedEvent, QueryError, ReplayCost, Row,
+    page, replayed_row, typed,
+};
 use crate::worker::{AsOfRequest, DiffRequest};
 
 /// People an `as_of` or `diff` may name.
@@ -106,7 +108,7 @@ fn rows(
     from: NaiveDate,
     to: NaiveDate,
     at: DateTime<Utc>,
-) -> BTreeMap<(PersonId, NaiveDate), Value> {
+) -> BTreeMap<(PersonId, NaiveDate), Row> {
     book.daily(&DailyQuery {
         people: people.to_vec(),
         from: Some(from),
@@ -115,12 +117,7 @@ fn rows(
         ..DailyQuery::default()
     })
     .into_iter()
-    .map(|r| {
-        (
-            (r.person_id.clone(), r.day.date),
-            serde_json::to_value(&r).expect("json"),
-        )
-    })
+    .map(|r| ((r.person_id.clone(), r.day.date), replayed_row(book, r)))
     .collect()
 }
 
@@ -147,20 +144,24 @@ pub async fn answer(
 ) -> Result<Bytes, QueryError> {
     let started = Instant::now();
     let bad = |e: serde_json::Error| QueryError::BadRequest(e.to_string());
-    let value = match name {
+    let cost = |read: u64| ReplayCost {
+        events_read: read,
+        millis: started.elapsed().as_millis() as u64,
+    };
+    let answer = match name {
         "as_of" => {
             let q: AsOfRequest = serde_json::from_slice(body).map_err(bad)?;
             let to = q.to.unwrap_or(q.from);
             check(&q.people, q.from, to)?;
             let (books, _, read) = books(ledger, tenant, &q.people, &[q.at]).await?;
-            let rows: Vec<Value> = rows(&books[0], &q.people, q.from, to, q.at)
-                .into_values()
-                .collect();
-            serde_json::json!({
-                "tenant": tenant,
-                "at": q.at,
-                "rows": rows,
-                "cost": { "events_read": read, "millis": started.elapsed().as_millis() as u64 },
+            let rows = rows(&books[0], &q.people, q.from, to, q.at);
+            let (rows, next_offset) = page(rows.into_values().collect(), q.offset);
+            serde_json::to_vec(&AsOfAnswer {
+                tenant: tenant.clone(),
+                at: q.at,
+                rows,
+                next_offset,
+                cost: cost(read),
             })
         }
         "diff" => {
@@ -172,45 +173,48 @@ pub async fn answer(
             let to = q.to.unwrap_or(q.from);
             check(&q.people, q.from, to)?;
             let (books, seen, read) = books(ledger, tenant, &q.people, &[q.since, until]).await?;
-            let before = rows(&books[0], &q.people, q.from, to, q.since);
-            let after = rows(&books[1], &q.people, q.from, to, until);
-            let keys: BTreeSet<&(PersonId, NaiveDate)> =
-                before.keys().chain(after.keys()).collect();
-            let mut changed = Vec::new();
+            let mut before = rows(&books[0], &q.people, q.from, to, q.since);
+            let mut after = rows(&books[1], &q.people, q.from, to, until);
+            let keys: BTreeSet<(PersonId, NaiveDate)> =
+                before.keys().chain(after.keys()).cloned().collect();
+            let mut out = Vec::new();
             for k in keys {
-                let (b, a) = (before.get(k), after.get(k));
-                if b != a {
-                    changed.push(serde_json::json!({
-                        "person_id": k.0,
-                        "date": k.1,
-                        "before": b,
-                        "after": a,
-                    }));
+                let (b, a) = (before.remove(&k), after.remove(&k));
+                if b.as_ref().map(|r| r.get()) != a.as_ref().map(|r| r.get()) {
+                    out.push(typed(&DiffRow::Changed(DiffChange {
+                        person_id: k.0,
+                        date: k.1,
+                        before: b,
+                        after: a,
+                    })));
                 }
             }
-            let events: Vec<Value> = seen
-                .iter()
-                .filter(|(_, e)| q.since < e.recorded_at && e.recorded_at <= until)
-                .map(|(s, e)| {
-                    serde_json::json!({
-                        "sequence": s,
-                        "event_id": e.event_id.to_string(),
-                        "kind": e.event.kind(),
-                        "actor": format!("{:?}", e.actor),
-                        "recorded_at": e.recorded_at,
-                    })
-                })
-                .collect();
-            serde_json::json!({
-                "tenant": tenant,
-                "since": q.since,
-                "until": until,
-                "changed": changed,
-                "events": events,
-                "cost": { "events_read": read, "millis": started.elapsed().as_millis() as u64 },
+            out.extend(
+                seen.iter()
+                    .filter(|(_, e)| q.since < e.recorded_at && e.recorded_at <= until)
+                    .map(|(s, e)| {
+                        typed(&DiffRow::Event(NamedEvent {
+                            sequence: *s,
+                            event_id: e.event_id.to_string(),
+                            kind: e.event.kind().to_string(),
+                            actor: crate::book::Origin::of(*s, e).actor,
+                            recorded_at: e.recorded_at,
+                            fact: None,
+                            received: None,
+                        }))
+                    }),
+            );
+            let (rows, next_offset) = page(out, q.offset);
+            serde_json::to_vec(&DiffAnswer {
+                tenant: tenant.clone(),
+                since: q.since,
+                until,
+                rows,
+                next_offset,
+                cost: cost(read),
             })
         }
         other => return Err(QueryError::BadRequest(format!("no query {other:?}"))),
     };
-    Ok(Bytes::from(serde_json::to_vec(&value).expect("json")))
+    Ok(Bytes::from(answer.expect("an answer is JSON")))
 }

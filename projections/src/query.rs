@@ -21,7 +21,7 @@ fn raw(v: &Value) -> Row {
     RawValue::from_string(v.to_string()).expect("a JSON value is JSON")
 }
 
-fn typed<T: Serialize>(v: &T) -> Row {
+pub(crate) fn typed<T: Serialize>(v: &T) -> Row {
     serde_json::value::to_raw_value(v).expect("a row is JSON")
 }
 
@@ -245,6 +245,129 @@ pub enum DailyDay {
     Data(Box<crate::judge::DayData>),
 }
 
+/// A row of `as_of` (and a day of `diff`): a daily row, its day in full, judged again
+/// from the events recorded by then.
+pub(crate) fn replayed_row(book: &Book, r: crate::book::DailyReport) -> Row {
+    let badge = book.person(&r.person_id).and_then(|i| i.badge_number);
+    let summary = crate::views::Summary::of(&r.day);
+    typed(&DailyOut {
+        person_id: &r.person_id,
+        person: &r.person,
+        badge_number: badge.as_ref(),
+        department_id: &r.department_id,
+        department: &r.department,
+        date: r.day.date,
+        summary: SummaryOut::Day(summary),
+        summary_label: summary.label(),
+        day: Some(DayOut::Detail(r.day)),
+    })
+}
+
+/// An event an answer names: where it stands in the stream, what it is, who caused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NamedEvent {
+    pub sequence: u64,
+    pub event_id: String,
+    pub kind: String,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+    /// A punch: its local time and what the judge made of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<String>,
+    /// A punch: how many stored events carried it (a re-upload counts again here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u32>,
+}
+
+impl From<&crate::book::Origin> for NamedEvent {
+    fn from(o: &crate::book::Origin) -> Self {
+        Self {
+            sequence: o.sequence,
+            event_id: o.event_id.clone(),
+            kind: o.kind.clone(),
+            actor: o.actor.clone(),
+            recorded_at: o.recorded_at,
+            fact: None,
+            received: None,
+        }
+    }
+}
+
+/// The `explain` row: one person-day judged again slot by slot, and every event that
+/// made it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExplainRow {
+    pub person_id: PersonId,
+    pub person: String,
+    pub badge_number: Option<schemas::ids::BadgeNumber>,
+    /// The department the day belongs to (`null` without a day).
+    pub department_id: Option<DepartmentId>,
+    pub department: Option<String>,
+    pub date: NaiveDate,
+    /// WeCom's summary status (`null` without a day).
+    pub summary: Option<crate::views::Summary>,
+    pub summary_label: Option<String>,
+    /// Whether the stored report equals the day judged again here (`null`: none is
+    /// stored for the date).
+    pub stored_matches: Option<bool>,
+    /// The day in full; `null` when there is none, and `verdict` says why.
+    pub day: Option<Box<crate::judge::Judged>>,
+    pub verdict: Option<String>,
+    /// The punches and facts that made the day, in stream order.
+    pub events: Vec<NamedEvent>,
+}
+
+/// What a replay cost (`as_of`, `diff`): events read and time taken, for this page.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReplayCost {
+    pub events_read: u64,
+    pub millis: u64,
+}
+
+/// The `as_of` answer: daily rows as they stood at `at`, paged like every answer.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct AsOfAnswer {
+    pub tenant: TenantId,
+    pub at: DateTime<Utc>,
+    #[schemars(with = "Vec<DailyRow>")]
+    pub rows: Vec<Row>,
+    pub next_offset: Option<usize>,
+    pub cost: ReplayCost,
+}
+
+/// A `diff` row: a person-day that changed, or an event recorded in the interval.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(tag = "row", rename_all = "snake_case")]
+pub enum DiffRow {
+    Changed(DiffChange),
+    Event(NamedEvent),
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DiffChange {
+    pub person_id: PersonId,
+    pub date: NaiveDate,
+    /// The day as it stood at `since` (`null`: there was none).
+    #[schemars(with = "Option<DailyRow>")]
+    pub before: Option<Row>,
+    #[schemars(with = "Option<DailyRow>")]
+    pub after: Option<Row>,
+}
+
+/// The `diff` answer: the changed person-days, then every event recorded in
+/// (`since`, `until`] that the asked people's days read (the tenant's facts and their
+/// punches), in stream order; paged like every answer.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DiffAnswer {
+    pub tenant: TenantId,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    #[schemars(with = "Vec<DiffRow>")]
+    pub rows: Vec<Row>,
+    pub next_offset: Option<usize>,
+    pub cost: ReplayCost,
+}
+
 /// A `monthly` row.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MonthlyRow {
@@ -271,14 +394,17 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("departments.row", schemars::schema_for!(DepartmentRow)),
         ("list.request", schemars::schema_for!(ListRequest)),
         ("explain.request", schemars::schema_for!(ExplainRequest)),
+        ("explain.row", schemars::schema_for!(ExplainRow)),
         (
             "as_of.request",
             schemars::schema_for!(crate::worker::AsOfRequest),
         ),
+        ("as_of.answer", schemars::schema_for!(AsOfAnswer)),
         (
             "diff.request",
             schemars::schema_for!(crate::worker::DiffRequest),
         ),
+        ("diff.answer", schemars::schema_for!(DiffAnswer)),
         ("answer", schemars::schema_for!(Answer)),
     ]
 }
@@ -338,7 +464,7 @@ pub struct Scope<'a, S: Read> {
     pub now: DateTime<Utc>,
 }
 
-fn page(rows: Vec<Row>, offset: usize) -> (Vec<Row>, Option<usize>) {
+pub(crate) fn page(rows: Vec<Row>, offset: usize) -> (Vec<Row>, Option<usize>) {
     let mut out = Vec::new();
     let mut bytes = 0;
     for (i, row) in rows.into_iter().enumerate().skip(offset) {
@@ -731,7 +857,7 @@ impl<S: Read> Scope<'_, S> {
 
     /// One person-day: the verdict slot by slot, judged again from the store as the fold
     /// judges it, and every event that made it.
-    pub fn explain(&self, q: &ExplainRequest) -> Result<Value, QueryError> {
+    pub fn explain(&self, q: &ExplainRequest) -> Result<ExplainRow, QueryError> {
         let info = self
             .book
             .person(&q.person)
@@ -741,15 +867,23 @@ impl<S: Read> Scope<'_, S> {
             .get(&key::day(self.tenant, &q.person, q.date))?
             .map(|b| decode(&b))
             .transpose()?;
+        let mut row = ExplainRow {
+            person_id: info.person_id.clone(),
+            person: info.name.clone(),
+            badge_number: info.badge_number.clone(),
+            department_id: None,
+            department: None,
+            date: q.date,
+            summary: None,
+            summary_label: None,
+            stored_matches: None,
+            day: None,
+            verdict: None,
+            events: Vec::new(),
+        };
         let Some(window) = self.book.punch_window(&q.person, q.date) else {
-            return Ok(serde_json::json!({
-                "person_id": info.person_id.as_str(),
-                "person": info.name,
-                "date": key::date(q.date),
-                "rule": null,
-                "verdict": "no rule on this date, or not employed",
-                "events": [],
-            }));
+            row.verdict = Some("no rule on this date, or not employed".into());
+            return Ok(row);
         };
         let entries = punches_of(
             &view,
@@ -781,51 +915,44 @@ impl<S: Read> Scope<'_, S> {
                 q.person, q.date
             )));
         };
-        let mut events: Vec<Value> = Vec::new();
         for note in &judged.punches {
             if let Some(e) = entries.iter().find(|e| e.punch.punch_id == note.punch_id) {
-                events.push(serde_json::json!({
-                    "sequence": e.first_sequence,
-                    "event_id": e.event_id,
-                    "kind": e.kind,
-                    "actor": e.actor,
-                    "recorded_at": e.recorded_at,
-                    "fact": format!("punch {}: {}", e.punch.local_time.format("%Y-%m-%d %H:%M:%S"), punch_use(note.used)),
-                    "received": e.received,
-                }));
+                row.events.push(NamedEvent {
+                    sequence: e.first_sequence,
+                    event_id: e.event_id.clone(),
+                    kind: e.kind.clone(),
+                    actor: e.actor.clone(),
+                    recorded_at: e.recorded_at,
+                    fact: Some(format!(
+                        "punch {}: {}",
+                        e.punch.local_time.format("%Y-%m-%d %H:%M:%S"),
+                        punch_use(note.used)
+                    )),
+                    received: Some(e.received),
+                });
             }
         }
-        for o in self.book.origins_of(&q.person, &judged) {
-            events.push(serde_json::json!({
-                "sequence": o.sequence,
-                "event_id": o.event_id,
-                "kind": o.kind,
-                "actor": o.actor,
-                "recorded_at": o.recorded_at,
-            }));
-        }
-        events.sort_by_key(|e| e["sequence"].as_u64());
-        let mut m = self.person_json(&info, &department_id);
-        m.insert("date".into(), Value::from(key::date(q.date)));
+        row.events.extend(
+            self.book
+                .origins_of(&q.person, &judged)
+                .into_iter()
+                .map(NamedEvent::from),
+        );
+        row.events.sort_by_key(|e| e.sequence);
         let summary = crate::views::Summary::of(&judged);
-        m.insert(
-            "summary".into(),
-            serde_json::to_value(summary).expect("json"),
-        );
-        m.insert("summary_label".into(), Value::from(summary.label()));
-        m.insert(
-            "stored_matches".into(),
-            Value::from(stored.as_ref().map(|s| {
-                s.judged().is_ok_and(|mut j| {
-                    // Not in the stored report: it is the stored day's own field.
-                    j.late_out_s = s.late_out_s;
-                    j == *judged
-                })
-            })),
-        );
-        m.insert("day".into(), serde_json::to_value(&*judged).expect("json"));
-        m.insert("events".into(), Value::Array(events));
-        Ok(Value::Object(m))
+        row.summary = Some(summary);
+        row.summary_label = Some(summary.label().to_owned());
+        row.stored_matches = stored.as_ref().map(|s| {
+            s.judged().is_ok_and(|mut j| {
+                // Not in the stored report: it is the stored day's own field.
+                j.late_out_s = s.late_out_s;
+                j == *judged
+            })
+        });
+        row.department = Some(self.book.department_name(&department_id));
+        row.department_id = Some(department_id);
+        row.day = Some(judged);
+        Ok(row)
     }
 }
 

@@ -106,6 +106,13 @@ pub struct WorkerOptions {
     pub clock: Clock,
 }
 
+/// Most events folded into one committed batch, unless told otherwise. sled applies a
+/// batch under one pinned epoch, so every leaf it replaces stays allocated until the
+/// batch ends: measured at 10,000 people x 7 days, a rebuild peaked at 1.41 GB with
+/// batches of 512 events (about 65,000 punches) and at 0.60 GB with 64, in the same
+/// wall time.
+pub const BATCH: usize = 64;
+
 impl WorkerOptions {
     pub fn new(store_dir: PathBuf) -> Self {
         Self {
@@ -114,7 +121,7 @@ impl WorkerOptions {
             instance: default_instance(),
             lease_ttl: Duration::from_secs(6),
             tick: Duration::from_secs(1),
-            batch: 512,
+            batch: BATCH,
             clock: Clock::system(),
         }
     }
@@ -894,6 +901,9 @@ pub struct AsOfRequest {
     pub from: chrono::NaiveDate,
     #[serde(default)]
     pub to: Option<chrono::NaiveDate>,
+    /// Rows to skip: the `next_offset` of the previous page (each page replays again).
+    #[serde(default)]
+    pub offset: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -908,6 +918,9 @@ pub struct DiffRequest {
     pub from: chrono::NaiveDate,
     #[serde(default)]
     pub to: Option<chrono::NaiveDate>,
+    /// Rows to skip: the `next_offset` of the previous page (each page replays again).
+    #[serde(default)]
+    pub offset: usize,
 }
 
 fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, QueryError> {
@@ -993,7 +1006,7 @@ async fn answer_local(
             "people" => scope.people_list(&parse::<ListRequest>(&body)?)?,
             "departments" => (scope.departments()?, None),
             "explain" => (
-                vec![crate::query::row(&scope.explain(&parse_required::<ExplainRequest>(&body)?)?)],
+                vec![crate::query::typed(&scope.explain(&parse_required::<ExplainRequest>(&body)?)?)],
                 None,
             ),
             other => return Err(QueryError::BadRequest(format!("no query {other:?}"))),

@@ -207,3 +207,177 @@ fn reports_come_from_the_service_a_punch_shows_today_and_survive_kill_9() {
     crate::signal(&again, nix::sys::signal::Signal::SIGINT);
     again.wait().unwrap();
 }
+
+#[test]
+fn as_of_and_diff_answer_the_past_and_name_what_changed() {
+    let up = Up::start();
+    let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    std::thread::sleep(StdDuration::from_millis(20));
+    let gateway = up.told.gateway.to_string();
+    let punched = Command::new(BIN)
+        .args([
+            "simulate",
+            "--gateway",
+            &gateway,
+            "--sn",
+            "DEMO0000000001",
+            "--punch",
+            "1001",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        punched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&punched.stderr)
+    );
+    let mut row = Value::Null;
+    for _ in 0..100 {
+        let out = report(&up, &["daily", "--person", "p-1001", "--format", "json"]);
+        row = json_lines(&out).into_iter().next().unwrap_or_default();
+        if row["day"]["punch_count"] == json!(1) {
+            break;
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+    assert_eq!(row["day"]["punch_count"], json!(1), "{row}");
+    let date = row["date"].as_str().unwrap().to_owned();
+    std::thread::sleep(StdDuration::from_millis(20));
+    let after = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+
+    // As it stood after the punch: the punch is there; before it: it is not.
+    let as_of = |at: &str| {
+        let out = report(
+            &up,
+            &[
+                "as-of", "--at", at, "--person", "p-1001", "--from", &date, "--format", "json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out)
+    };
+    let now_rows = as_of(&after);
+    assert_eq!(now_rows.len(), 1, "{now_rows:?}");
+    assert_eq!(now_rows[0]["person"], json!("Li Wei"));
+    assert_eq!(now_rows[0]["date"], json!(date));
+    assert_eq!(
+        now_rows[0]["day"]["punch_count"],
+        json!(1),
+        "{}",
+        now_rows[0]
+    );
+    let then_rows = as_of(&before);
+    assert_eq!(then_rows.len(), 1, "{then_rows:?}");
+    assert_eq!(
+        then_rows[0]["day"]["punch_count"],
+        json!(0),
+        "{}",
+        then_rows[0]
+    );
+    let table = stdout(&report(
+        &up,
+        &[
+            "as-of", "--at", &after, "--person", "p-1001", "--from", &date,
+        ],
+    ));
+    assert!(table.contains("Li Wei"), "{table}");
+
+    // The diff names the changed day and the event that changed it.
+    let out = report(
+        &up,
+        &[
+            "diff", "--since", &before, "--until", &after, "--person", "p-1001", "--from", &date,
+            "--format", "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diff: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = diff["rows"].as_array().unwrap();
+    let changed: Vec<&Value> = rows.iter().filter(|r| r["row"] == "changed").collect();
+    assert_eq!(changed.len(), 1, "{diff}");
+    assert_eq!(changed[0]["date"], json!(date));
+    assert_eq!(changed[0]["before"]["day"]["punch_count"], json!(0));
+    assert_eq!(changed[0]["after"]["day"]["punch_count"], json!(1));
+    let events: Vec<&Value> = rows.iter().filter(|r| r["row"] == "event").collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"].as_str().unwrap().starts_with("Punch")),
+        "{diff}"
+    );
+    assert!(diff["cost"]["events_read"].as_u64().unwrap() > 0, "{diff}");
+    let table = stdout(&report(
+        &up,
+        &[
+            "diff", "--since", &before, "--until", &after, "--person", "p-1001", "--from", &date,
+        ],
+    ));
+    assert!(table.starts_with("1 day(s) changed"), "{table}");
+
+    // Nothing changed in an interval with no events; and refusals say why.
+    let out = report(
+        &up,
+        &[
+            "diff", "--since", &after, "--until", &after, "--person", "p-1001", "--from", &date,
+            "--format", "json",
+        ],
+    );
+    let diff: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diff["rows"], json!([]), "{diff}");
+    for (args, code) in [
+        (
+            vec![
+                "as-of", "--at", &after, "--person", "nobody", "--from", &date,
+            ],
+            65,
+        ),
+        (
+            vec![
+                "diff", "--since", &after, "--until", &before, "--person", "p-1001", "--from",
+                &date,
+            ],
+            64,
+        ),
+    ] {
+        let out = report(&up, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Explain names the punch's event, and a day without a rule says so.
+    let out = report(
+        &up,
+        &[
+            "explain", "--person", "p-1001", "--date", &date, "--format", "json",
+        ],
+    );
+    let explained: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        explained["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["fact"].as_str().is_some_and(|f| f.starts_with("punch")))
+            .count(),
+        1,
+        "{explained}"
+    );
+    let out = report(
+        &up,
+        &["explain", "--person", "p-1001", "--date", "1999-01-01"],
+    );
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("no rule"), "{}", stdout(&out));
+}
