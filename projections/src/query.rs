@@ -771,7 +771,9 @@ impl<S: Read> Scope<'_, S> {
                 let (lo, hi) = key::rejections(self.tenant, sn);
                 for (_, v) in view.range(&lo, &hi)? {
                     let r: RejectedEntry = decode(&v)?;
-                    let date = r.recorded_at.date_naive();
+                    // The date it was received where the device stands, as its
+                    // punches' dates are.
+                    let date = time::local(zone, r.recorded_at).date();
                     if person.is_none() && from <= date && date <= to {
                         rows.push(typed(&RejectedRow {
                             date: key::date(date),

@@ -177,3 +177,75 @@ fn daily_without_dates_is_today_in_each_persons_zone() {
         );
     }
 }
+
+/// A device's rejected lines are dated where the device stands, as its punches are.
+#[test]
+fn rejected_lines_are_dated_in_the_devices_zone() {
+    use schemas::events::{DeviceBound, DeviceRecordRejected, RejectionReason};
+    use schemas::ids::{DeviceSn, TenantId, ZoneName};
+    let tenant = TenantId::parse("acme").unwrap();
+    let sn = DeviceSn::new("CQZ7224460246");
+    let envelope = |event: schemas::Event, at: DateTime<Utc>| {
+        Envelope::new(
+            tenant.clone(),
+            schemas::Actor::System {
+                component: "test".into(),
+            },
+            event,
+            at,
+        )
+    };
+    let bound: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    // 17:30 UTC on the 5th is 01:30 on the 6th in Shanghai.
+    let received: DateTime<Utc> = "2026-01-05T17:30:00Z".parse().unwrap();
+    let events = vec![
+        envelope(
+            DeviceBound {
+                sn: sn.clone(),
+                name: "Door".into(),
+                model: None,
+                zone: ZoneName::parse("Asia/Shanghai").unwrap(),
+                records_from: None,
+            }
+            .into(),
+            bound,
+        ),
+        envelope(
+            DeviceRecordRejected {
+                sn: sn.clone(),
+                raw: "1001\t2000-01-01 08:00:00\t0\t1".into(),
+                reason: RejectionReason::BeforeBinding,
+                detail: None,
+            }
+            .into(),
+            received,
+        ),
+    ];
+    let now = received + Duration::days(1);
+    let (fold, store) = fold_at(&events, now);
+    let scope = Scope {
+        tenant: &tenant,
+        book: fold.book(&tenant).unwrap(),
+        store: &store,
+        now,
+    };
+    let on = |date: &str| {
+        let date: NaiveDate = date.parse().unwrap();
+        let (rows, _) = scope
+            .raw(&projections::query::RawRequest {
+                device: Some(sn.clone()),
+                from: Some(date),
+                to: Some(date),
+                ..projections::query::RawRequest::default()
+            })
+            .unwrap();
+        rows.iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r.get()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on("2026-01-05"), Vec::<serde_json::Value>::new());
+    let rows = on("2026-01-06");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["date"], serde_json::json!("2026-01-06"));
+    assert_eq!(rows[0]["reason"], serde_json::json!("BeforeBinding"));
+}
