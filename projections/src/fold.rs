@@ -38,7 +38,7 @@ use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, RosterEntry, St
 pub const VIEWS: [&str; 5] = ["daily", "monthly", "raw", "devices", "people"];
 
 /// Bumped whenever what the fold writes changes: a store of another version is rebuilt.
-pub const PROJECTION_VERSION: u32 = 3;
+pub const PROJECTION_VERSION: u32 = 4;
 
 /// Every date of a person's history.
 const ALL: NaiveDate = NaiveDate::MIN;
@@ -1052,10 +1052,16 @@ fn judge_person<S: Read>(
     Ok(folded)
 }
 
-/// Only a stored day's late-out (its report is skipped, not copied).
+/// Only a stored day's late-out (the rest skipped, not copied): `StoredDay`'s fields
+/// in its order, as it is stored by position.
 #[derive(Deserialize)]
 struct LateOut {
+    _department_id: serde::de::IgnoredAny,
+    _summary: serde::de::IgnoredAny,
     late_out_s: Option<i64>,
+    _closes_at: serde::de::IgnoredAny,
+    _totals: serde::de::IgnoredAny,
+    _report: serde::de::IgnoredAny,
 }
 
 /// What a month's re-judged days took out of it and put into it.
