@@ -46,9 +46,8 @@ fn ask_py(url: &str, args: &[&str]) -> std::process::Output {
         .expect("python3 runs")
 }
 
-#[test]
-fn reports_come_from_the_service_a_punch_shows_today_and_survive_kill_9() {
-    let mut up = Up::start();
+/// A simulated device punches badge 1001; returns p-1001's today once it shows the punch.
+fn punch_and_see(up: &Up) -> Value {
     let gateway = up.told.gateway.to_string();
     let punched = Command::new(BIN)
         .args([
@@ -67,11 +66,9 @@ fn reports_come_from_the_service_a_punch_shows_today_and_survive_kill_9() {
         "{}",
         String::from_utf8_lossy(&punched.stderr)
     );
-
-    // Today's row shows the punch, in progress (the day has not ended).
     let mut row = Value::Null;
     for _ in 0..100 {
-        let out = report(&up, &["daily", "--person", "p-1001", "--format", "json"]);
+        let out = report(up, &["daily", "--person", "p-1001", "--format", "json"]);
         assert!(
             out.status.success(),
             "{}",
@@ -83,6 +80,14 @@ fn reports_come_from_the_service_a_punch_shows_today_and_survive_kill_9() {
         }
         std::thread::sleep(StdDuration::from_millis(50));
     }
+    row
+}
+
+#[test]
+fn reports_come_from_the_service_a_punch_shows_today_and_survive_kill_9() {
+    let mut up = Up::start();
+    // Today's row shows the punch, in progress (the day has not ended).
+    let row = punch_and_see(&up);
     assert_eq!(row["day"]["punch_count"], json!(1), "{row}");
     assert_eq!(row["day"]["in_progress"], json!(true), "{row}");
     assert_eq!(row["person"], json!("Li Wei"));
@@ -213,33 +218,7 @@ fn as_of_and_diff_answer_the_past_and_name_what_changed() {
     let up = Up::start();
     let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     std::thread::sleep(StdDuration::from_millis(20));
-    let gateway = up.told.gateway.to_string();
-    let punched = Command::new(BIN)
-        .args([
-            "simulate",
-            "--gateway",
-            &gateway,
-            "--sn",
-            "DEMO0000000001",
-            "--punch",
-            "1001",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        punched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&punched.stderr)
-    );
-    let mut row = Value::Null;
-    for _ in 0..100 {
-        let out = report(&up, &["daily", "--person", "p-1001", "--format", "json"]);
-        row = json_lines(&out).into_iter().next().unwrap_or_default();
-        if row["day"]["punch_count"] == json!(1) {
-            break;
-        }
-        std::thread::sleep(StdDuration::from_millis(50));
-    }
+    let row = punch_and_see(&up);
     assert_eq!(row["day"]["punch_count"], json!(1), "{row}");
     let date = row["date"].as_str().unwrap().to_owned();
     std::thread::sleep(StdDuration::from_millis(20));
