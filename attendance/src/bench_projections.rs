@@ -386,6 +386,15 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
         rebuilt.folded.judged,
         rebuilt.folded.written
     );
+    let ph = rebuilt.phases;
+    let share = |d: std::time::Duration| 100.0 * d.as_secs_f64() / secs.max(1e-9);
+    println!(
+        "  time went to     reading the stream {:.0}%, folding raw records {:.0}%, judging days {:.0}%, writing sled {:.0}%",
+        share(ph.reading),
+        share(ph.folding),
+        share(ph.judging),
+        share(ph.writing)
+    );
     println!(
         "  peak RSS         {} (VmHWM during the rebuild; sled cache {} MiB)",
         crate::bench::peak_memory(),

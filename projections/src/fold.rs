@@ -38,7 +38,7 @@ use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, RosterEntry, St
 pub const VIEWS: [&str; 5] = ["daily", "monthly", "raw", "devices", "people"];
 
 /// Bumped whenever what the fold writes changes: a store of another version is rebuilt.
-pub const PROJECTION_VERSION: u32 = 4;
+pub const PROJECTION_VERSION: u32 = 5;
 
 /// Every date of a person's history.
 const ALL: NaiveDate = NaiveDate::MIN;
@@ -121,6 +121,20 @@ impl Dirty {
             .extend(dates);
     }
 
+    /// Adds what `later` names (an earlier batch's days stay named).
+    fn merge(&mut self, later: Dirty) {
+        if let Some(f) = later.everyone_from {
+            self.everyone(f);
+        }
+        for (p, d) in later.people {
+            let mine = self.people.entry(p).or_default();
+            if let Some(f) = d.from {
+                mine.from = Some(mine.from.map_or(f, |m| m.min(f)));
+            }
+            mine.dates.extend(d.dates);
+        }
+    }
+
     fn around(&mut self, p: &PersonId, lo: NaiveDate, hi: NaiveDate) {
         let lo = lo - Duration::days(2);
         let hi = hi + Duration::days(1);
@@ -186,6 +200,10 @@ pub struct Fold {
     /// Only this tenant (a `rebuild --tenant`); others' events are skipped.
     only: Option<TenantId>,
     threads: Threads,
+    /// Days folded events made dirty and not judged yet ([`Fold::absorb`]), by tenant.
+    pending: BTreeMap<TenantId, Dirty>,
+    /// When the latest event folded since the last judging was recorded.
+    horizon: Option<DateTime<Utc>>,
 }
 
 impl Default for Fold {
@@ -194,6 +212,8 @@ impl Default for Fold {
             tenants: BTreeMap::new(),
             only: None,
             threads: Threads::machine(),
+            pending: BTreeMap::new(),
+            horizon: None,
         }
     }
 }
@@ -289,6 +309,55 @@ impl Fold {
         now: DateTime<Utc>,
     ) -> Result<(Changes, Folded), StoreError> {
         let mut view = Through::new(store);
+        let mut folded = self.absorb_into(&mut view, events, now)?;
+        folded += self.judge_into(&mut view, now)?;
+        // A one-tenant rebuild leaves the partition's checkpoints as they are.
+        if let Some((last, _)) = events.last().filter(|_| self.only.is_none()) {
+            for v in VIEWS {
+                view.put(key::checkpoint(v), last.to_be_bytes().to_vec())?;
+            }
+        }
+        Ok((view.into_changes(), folded))
+    }
+
+    /// Folds a batch's own rows (raw records, devices, people) and remembers the days it
+    /// made dirty without judging them: a rebuild judges a week of history at once
+    /// ([`Fold::judge_pending`]), each day once after its punches have come, instead of
+    /// a person's window of days at every batch that brings one of their punches. The
+    /// changes carry no checkpoint: the views are whole only after the judging.
+    pub fn absorb<S: Read>(
+        &mut self,
+        store: &S,
+        events: &[(u64, &Envelope)],
+        now: DateTime<Utc>,
+    ) -> Result<(Changes, Folded), StoreError> {
+        let mut view = Through::new(store);
+        let folded = self.absorb_into(&mut view, events, now)?;
+        Ok((view.into_changes(), folded))
+    }
+
+    /// Judges the days absorbed batches made dirty, as one batch of them all would.
+    pub fn judge_pending<S: Read>(
+        &mut self,
+        store: &S,
+        now: DateTime<Utc>,
+    ) -> Result<(Changes, Folded), StoreError> {
+        let mut view = Through::new(store);
+        let folded = self.judge_into(&mut view, now)?;
+        Ok((view.into_changes(), folded))
+    }
+
+    /// The stream's clock over what was absorbed and not judged yet (`None`: nothing).
+    pub fn pending_horizon(&self) -> Option<DateTime<Utc>> {
+        self.horizon
+    }
+
+    fn absorb_into<S: Read>(
+        &mut self,
+        view: &mut Through<'_, S>,
+        events: &[(u64, &Envelope)],
+        now: DateTime<Utc>,
+    ) -> Result<Folded, StoreError> {
         let mut folded = Folded::default();
         let mut dirty: BTreeMap<TenantId, Dirty> = BTreeMap::new();
         let mut devices = DeviceDeltas::default();
@@ -321,7 +390,7 @@ impl Fold {
             }
             tenant.book.apply_facts(*sequence, envelope);
             folded.punches += fold_event(
-                &mut view,
+                view,
                 tenant,
                 &tenant_id,
                 *sequence,
@@ -330,23 +399,31 @@ impl Fold {
                 &mut devices,
             )?;
         }
-        devices.flush(&mut view)?;
+        devices.flush(view)?;
         // The stream's clock: when its latest event was recorded (never past `now`).
         let horizon = events
             .iter()
             .map(|(_, e)| e.recorded_at)
             .max()
             .map_or(now, |r| r.min(now));
-        for (tenant_id, d) in dirty {
-            folded += self.settle(&mut view, &tenant_id, d, now, horizon)?;
+        self.horizon = Some(self.horizon.map_or(horizon, |h| h.max(horizon)));
+        for (t, d) in dirty {
+            self.pending.entry(t).or_default().merge(d);
         }
-        // A one-tenant rebuild leaves the partition's checkpoints as they are.
-        if let Some((last, _)) = events.last().filter(|_| self.only.is_none()) {
-            for v in VIEWS {
-                view.put(key::checkpoint(v), last.to_be_bytes().to_vec())?;
-            }
+        Ok(folded)
+    }
+
+    fn judge_into<S: Read>(
+        &mut self,
+        view: &mut Through<'_, S>,
+        now: DateTime<Utc>,
+    ) -> Result<Folded, StoreError> {
+        let mut folded = Folded::default();
+        let horizon = self.horizon.take().map_or(now, |h| h.min(now));
+        for (tenant_id, d) in std::mem::take(&mut self.pending) {
+            folded += self.settle(view, &tenant_id, d, now, horizon)?;
         }
-        Ok((view.into_changes(), folded))
+        Ok(folded)
     }
 
     /// Time passing without events: days that closed since (a workday nobody punched
@@ -847,14 +924,15 @@ pub fn punches_of<S: Read>(
 ) -> Result<Vec<RawEntry>, StoreError> {
     let mut out = Vec::new();
     for h in book.holders(person) {
-        let (lo, hi) = key::punches(t, &h, from, to);
-        for (_, v) in view.range(&lo, &hi)? {
-            let e: RawEntry = decode(&v)?;
-            if e.punch.instant >= from
-                && e.punch.instant < to
-                && book.person_of(&e.punch) == Some(person)
-            {
-                out.push(e);
+        for (lo, hi) in key::punches(t, &h, from, to) {
+            for (_, v) in view.range(&lo, &hi)? {
+                let e: RawEntry = decode(&v)?;
+                if e.punch.instant >= from
+                    && e.punch.instant < to
+                    && book.person_of(&e.punch) == Some(person)
+                {
+                    out.push(e);
+                }
             }
         }
     }
@@ -942,21 +1020,23 @@ fn judge_person<S: Read>(
 ) -> Result<Folded, StoreError> {
     let mut folded = Folded::default();
     let first = book.first_day(person);
-    // Days stored before `from` that no longer should be (a later first day).
+    // Days stored from `from` on, among them those that no longer should be (a later
+    // first day): the months that hold any are the person's month rows.
     if let Some(from) = from {
-        let lo = if from == ALL {
-            let (lo, _) = key::all_days(t, person);
-            lo
-        } else {
-            key::day(t, person, from)
-        };
-        let (_, hi) = key::all_days(t, person);
+        let (lo, hi) = key::months_from(t, person, from);
         for (k, _) in view.range(&lo, &hi)? {
-            if let Some(d) = std::str::from_utf8(&k[k.len() - 10..])
-                .ok()
-                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            let Some(first_of) =
+                key::parse_month(&k).and_then(|(y, m)| NaiveDate::from_ymd_opt(y, m, 1))
+            else {
+                continue;
+            };
+            for d in first_of
+                .iter_days()
+                .take_while(|d| d.month() == first_of.month())
             {
-                dates.insert(d);
+                if d >= from && view.get(&key::day(t, person, d))?.is_some() {
+                    dates.insert(d);
+                }
             }
         }
         if let Some(first) = first {

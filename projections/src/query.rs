@@ -550,8 +550,7 @@ impl<S: Read> Scope<'_, S> {
         Ok(self.book.people().collect())
     }
 
-    /// A person's stored days from `from` to `to`: a read of each key for a month or
-    /// less (cheaper than a range scan in sled), one scan for longer spans.
+    /// A person's stored days from `from` to `to`: a read of each date's key.
     fn stored_days(
         &self,
         view: &Through<'_, S>,
@@ -560,20 +559,8 @@ impl<S: Read> Scope<'_, S> {
         to: NaiveDate,
     ) -> Result<std::collections::BTreeMap<NaiveDate, StoredDay>, QueryError> {
         let mut out = std::collections::BTreeMap::new();
-        if (to - from).num_days() <= 31 {
-            for date in from.iter_days().take_while(|d| *d <= to) {
-                if let Some(v) = view.get(&key::day(self.tenant, person, date))? {
-                    out.insert(date, decode::<StoredDay>(&v)?);
-                }
-            }
-            return Ok(out);
-        }
-        let (lo, hi) = key::days(self.tenant, person, from, to);
-        for (k, v) in view.range(&lo, &hi)? {
-            if let Some(date) = std::str::from_utf8(&k[k.len() - 10..])
-                .ok()
-                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-            {
+        for date in from.iter_days().take_while(|d| *d <= to) {
+            if let Some(v) = view.get(&key::day(self.tenant, person, date))? {
                 out.insert(date, decode::<StoredDay>(&v)?);
             }
         }
@@ -752,8 +739,11 @@ impl<S: Read> Scope<'_, S> {
                 {
                     return Err(QueryError::UnknownPerson(p.clone()));
                 }
-                let (lo, hi) = key::device_punches(self.tenant, sn, from, to);
-                for (_, at) in view.range(&lo, &hi)? {
+                let mut index = Vec::new();
+                for (lo, hi) in key::device_punches(self.tenant, sn, from, to) {
+                    index.extend(view.range(&lo, &hi)?);
+                }
+                for (_, at) in index {
                     let Some(v) = view.get(&at)? else {
                         return Err(QueryError::Corrupt(
                             "a device's index names a record that is not stored".into(),

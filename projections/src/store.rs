@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use schemas::ids::{DeviceSn, PersonId, PunchId, TenantId};
 
 use crate::book::Holder;
@@ -95,6 +95,32 @@ pub fn commit_sled(tree: &sled::Tree, changes: Changes) -> Result<(), StoreError
         match v {
             Some(v) => batch.insert(k, v),
             None => batch.remove(k),
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Writes sled with `changes` in batches of at most `part` keys, each atomic but not
+/// the whole: for a rebuild, whose store is cleared again if it is interrupted (a
+/// rebuild marker is set while it runs). One sled batch pins memory until it is
+/// applied whole.
+pub fn commit_sled_in_parts(
+    tree: &sled::Tree,
+    changes: Changes,
+    part: usize,
+) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for (k, v) in changes.map {
+        match v {
+            Some(v) => batch.insert(k, v),
+            None => batch.remove(k),
+        }
+        n += 1;
+        if n == part.max(1) {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            n = 0;
         }
     }
     tree.apply_batch(batch)?;
@@ -225,16 +251,22 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreEr
 /// V                                   projection version of the store
 /// C <view>                            checkpoint of a view (stream sequence applied)
 /// n <tenant>                          tenant: the dates materialised, per zone
-/// d <tenant> <person> <date>          daily report
+/// d <tenant> <date> <person>          daily report
 /// o <tenant> <close_at> <person> <date>   a day in progress, by when it closes
 /// m <tenant> <person> <YYYY-MM>       monthly report
-/// p <tenant> <holder> <instant> <punch id>      raw record, by person (holder)
-/// r <tenant> <sn> <date> <time> <punch id>      raw record, by device (its p key)
+/// p <tenant> <UTC date> <holder> <instant> <punch id>   raw record, by person (holder)
+/// r <tenant> <date> <sn> <time> <punch id>      raw record, by device (its p key)
 /// j <tenant> <sn> <hash of the line>  rejected device line
 /// v <tenant> <sn>                     device
 /// e <tenant> <person>                 person
 /// t <tenant> <department>             department
 /// ```
+///
+/// Days and raw records are keyed date first: events arrive roughly in time order, so
+/// a batch's writes land next to each other at the tree's end instead of in one leaf a
+/// person or a device across the whole tree (sled copies a leaf on each write into it:
+/// 3.3x the inserts a second for 300-byte values, measured). A person's days of a span
+/// are point reads, one a date; which months hold any is the month rows' range.
 pub mod key {
     use super::*;
 
@@ -267,6 +299,13 @@ pub mod key {
         build(b'R', &[t.as_str().as_bytes()])
     }
 
+    /// Set while a partition's views are rebuilt whole (`projections rebuild`): its
+    /// views are written before their checkpoint, so a store found with it is rebuilt.
+    pub fn full_rebuild() -> Vec<u8> {
+        build(b'R', &[b"*"])
+    }
+
+    /// The rebuild markers, of one tenant or of the whole partition.
     pub fn tenant_rebuilds() -> (Vec<u8>, Vec<u8>) {
         (vec![b'R', SEP], vec![b'R', SEP, END])
     }
@@ -293,19 +332,10 @@ pub mod key {
             b'd',
             &[
                 t.as_str().as_bytes(),
-                p.as_str().as_bytes(),
                 date(d).as_bytes(),
+                p.as_str().as_bytes(),
             ],
         )
-    }
-
-    pub fn days(t: &TenantId, p: &PersonId, from: NaiveDate, to: NaiveDate) -> (Vec<u8>, Vec<u8>) {
-        (day(t, p, from), day(t, p, to))
-    }
-
-    /// Every tenant's days of one person.
-    pub fn all_days(t: &TenantId, p: &PersonId) -> (Vec<u8>, Vec<u8>) {
-        under(build(b'd', &[t.as_str().as_bytes(), p.as_str().as_bytes()]))
     }
 
     fn secs(at: DateTime<Utc>) -> [u8; 8] {
@@ -349,6 +379,21 @@ pub mod key {
         ))
     }
 
+    /// A person's month rows from `from`'s month on (all of them for a date before year 0).
+    pub fn months_from(t: &TenantId, p: &PersonId, from: NaiveDate) -> (Vec<u8>, Vec<u8>) {
+        let (lo, hi) = under(build(b'm', &[t.as_str().as_bytes(), p.as_str().as_bytes()]));
+        if from.year() < 0 {
+            return (lo, hi);
+        }
+        (self::month(t, p, from.year(), from.month()), hi)
+    }
+
+    /// (year, month) of a month key.
+    pub fn parse_month(k: &[u8]) -> Option<(i32, u32)> {
+        let s = std::str::from_utf8(k.get(k.len().checked_sub(7)?..)?).ok()?;
+        Some((s.get(..4)?.parse().ok()?, s.get(5..)?.parse().ok()?))
+    }
+
     pub fn month(t: &TenantId, p: &PersonId, year: i32, month: u32) -> Vec<u8> {
         build(
             b'm',
@@ -372,6 +417,7 @@ pub mod key {
             b'p',
             &[
                 t.as_str().as_bytes(),
+                date(at.date_naive()).as_bytes(),
                 &holder(h),
                 &secs(at),
                 id.0.as_bytes(),
@@ -379,18 +425,34 @@ pub mod key {
         )
     }
 
-    /// A holder's punches with `from <= instant <= to` (whole seconds).
+    /// A holder's punches with `from <= instant <= to` (whole seconds): one range a UTC
+    /// date.
     pub fn punches(
         t: &TenantId,
         h: &Holder,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> (Vec<u8>, Vec<u8>) {
-        let lo = build(b'p', &[t.as_str().as_bytes(), &holder(h), &secs(from)]);
-        let mut hi = build(b'p', &[t.as_str().as_bytes(), &holder(h), &secs(to)]);
-        hi.push(SEP);
-        hi.push(END);
-        (lo, hi)
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let h = holder(h);
+        let mut out = Vec::new();
+        for d in from.date_naive().iter_days() {
+            if d > to.date_naive() {
+                break;
+            }
+            let day = date(d);
+            let lo = build(
+                b'p',
+                &[t.as_str().as_bytes(), day.as_bytes(), &h, &secs(from)],
+            );
+            let mut hi = build(
+                b'p',
+                &[t.as_str().as_bytes(), day.as_bytes(), &h, &secs(to)],
+            );
+            hi.push(SEP);
+            hi.push(END);
+            out.push((lo, hi));
+        }
+        out
     }
 
     pub fn device_punch(
@@ -403,39 +465,34 @@ pub mod key {
             b'r',
             &[
                 t.as_str().as_bytes(),
-                sn.as_str().as_bytes(),
                 date(local.date()).as_bytes(),
+                sn.as_str().as_bytes(),
                 local.format("%H:%M:%S").to_string().as_bytes(),
                 id.0.as_bytes(),
             ],
         )
     }
 
+    /// A device's records of `from..=to` (its local dates): one range a date.
     pub fn device_punches(
         t: &TenantId,
         sn: &DeviceSn,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> (Vec<u8>, Vec<u8>) {
-        let lo = build(
-            b'r',
-            &[
-                t.as_str().as_bytes(),
-                sn.as_str().as_bytes(),
-                date(from).as_bytes(),
-            ],
-        );
-        let mut hi = build(
-            b'r',
-            &[
-                t.as_str().as_bytes(),
-                sn.as_str().as_bytes(),
-                date(to).as_bytes(),
-            ],
-        );
-        hi.push(SEP);
-        hi.push(END);
-        (lo, hi)
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        from.iter_days()
+            .take_while(|d| *d <= to)
+            .map(|d| {
+                under(build(
+                    b'r',
+                    &[
+                        t.as_str().as_bytes(),
+                        date(d).as_bytes(),
+                        sn.as_str().as_bytes(),
+                    ],
+                ))
+            })
+            .collect()
     }
 
     pub fn rejected(t: &TenantId, sn: &DeviceSn, raw: &str) -> Vec<u8> {

@@ -43,7 +43,7 @@ use crate::query::{
     Answer, DailyRequest, ExplainRequest, ListRequest, MonthlyRequest, QueryError, RawRequest,
     Scope,
 };
-use crate::store::{StoreError, commit_sled, key};
+use crate::store::{StoreError, commit_sled, commit_sled_in_parts, key};
 
 pub const OWNERS_BUCKET: &str = "lc_projection_owners";
 pub const MEMBERS_BUCKET: &str = "lc_projection_members";
@@ -275,7 +275,7 @@ pub fn prepare_tree(
     }
     let (lo, hi) = key::tenant_rebuilds();
     if clear.is_none() && tree.range(lo..=hi).next().is_some() {
-        clear = Some("a one-tenant rebuild was interrupted".to_owned());
+        clear = Some("a rebuild was interrupted".to_owned());
     }
     let cp = checkpoint(tree)?;
     if clear.is_none() && cp > stream_last {
@@ -1025,6 +1025,13 @@ async fn answer_local(
     .map_err(|e| QueryError::Store(e.to_string()))?
 }
 
+/// How much of the stream's time a rebuild absorbs before judging the days it made
+/// dirty: each day is then judged about once, after its punches have come.
+const JUDGE_EVERY: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Most keys in one sled batch of a rebuild.
+const COMMIT_PART: usize = 4096;
+
 /// Figures of a rebuild.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -1032,6 +1039,29 @@ pub struct Rebuilt {
     pub folded: Folded,
     /// The stream sequence the views reflect.
     pub sequence: u64,
+    pub phases: Phases,
+}
+
+/// Where a rebuild's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Waiting for the stream's next events.
+    pub reading: Duration,
+    /// Folding events into raw records, devices and people.
+    pub folding: Duration,
+    /// Judging the days they made dirty.
+    pub judging: Duration,
+    /// Writing all that to sled.
+    pub writing: Duration,
+}
+
+impl Phases {
+    /// Adds the time since `*since` to `phase` and restarts the clock.
+    fn lap(phase: &mut Duration, since: &mut Instant) {
+        let now = Instant::now();
+        *phase += now - *since;
+        *since = now;
+    }
 }
 
 /// Rebuilds partition `partition`'s views in `tree` from sequence 0 up to the stream's
@@ -1051,6 +1081,8 @@ pub async fn rebuild(
         None => {
             tree.clear().map_err(StoreError::from)?;
             prepare_tree(tree, partition, last)?;
+            tree.insert(key::full_rebuild(), &[])
+                .map_err(StoreError::from)?;
             (Fold::new(), last)
         }
         Some(t) => {
@@ -1089,8 +1121,11 @@ pub async fn rebuild(
     });
     let mut out = Rebuilt::default();
     let mut pending: Vec<ledger::Recorded> = Vec::with_capacity(batch);
+    let mut judged_to = DateTime::<Utc>::MIN_UTC;
     loop {
+        let mut clock = Instant::now();
         let next = rx.recv().await;
+        Phases::lap(&mut out.phases.reading, &mut clock);
         let end = next.is_none();
         if let Some(r) = next {
             pending.push(r?);
@@ -1098,12 +1133,24 @@ pub async fn rebuild(
         if pending.len() >= batch || (end && !pending.is_empty()) {
             let refs: Vec<(u64, &schemas::Envelope)> =
                 pending.iter().map(|r| (r.sequence, &r.envelope)).collect();
-            let (changes, folded) = tokio::task::block_in_place(|| -> Result<_, StoreError> {
-                let (changes, folded) = fold.apply(tree, &refs, now)?;
-                commit_sled(tree, changes)?;
-                Ok(((), folded))
+            let phases = &mut out.phases;
+            let folded = tokio::task::block_in_place(|| -> Result<_, StoreError> {
+                let (changes, mut folded) = fold.absorb(tree, &refs, now)?;
+                Phases::lap(&mut phases.folding, &mut clock);
+                commit_sled_in_parts(tree, changes, COMMIT_PART)?;
+                Phases::lap(&mut phases.writing, &mut clock);
+                // A week of the stream's time at once, or everything at its end.
+                let horizon = fold.pending_horizon();
+                if end || horizon.is_some_and(|h| h - judged_to >= JUDGE_EVERY) {
+                    let (changes, f) = fold.judge_pending(tree, now)?;
+                    Phases::lap(&mut phases.judging, &mut clock);
+                    commit_sled_in_parts(tree, changes, COMMIT_PART)?;
+                    Phases::lap(&mut phases.writing, &mut clock);
+                    folded += f;
+                    judged_to = horizon.unwrap_or(judged_to);
+                }
+                Ok(folded)
             })?;
-            let () = changes;
             out.events += pending.len() as u64;
             out.folded += folded;
             let done = pending.last().map_or(0, |r| r.sequence);
@@ -1115,13 +1162,26 @@ pub async fn rebuild(
         }
     }
     reader.abort();
-    let (changes, folded) = fold.tick(tree, now)?;
-    commit_sled(tree, changes)?;
+    let (mut changes, folded) = tokio::task::block_in_place(|| {
+        let (mut changes, mut folded) = fold.judge_pending(tree, now)?;
+        commit_sled_in_parts(tree, std::mem::take(&mut changes), COMMIT_PART)?;
+        let (changes, f) = fold.tick(tree, now)?;
+        folded += f;
+        Ok::<_, StoreError>((changes, folded))
+    })?;
     out.folded += folded;
-    if let Some(t) = tenant {
-        tree.remove(key::tenant_rebuild(t))
-            .map_err(StoreError::from)?;
+    // The checkpoints and the end of the rebuild marker, in one batch with the last
+    // views.
+    match tenant {
+        Some(t) => changes.delete(key::tenant_rebuild(t)),
+        None => {
+            for v in VIEWS {
+                changes.put(key::checkpoint(v), until.to_be_bytes().to_vec());
+            }
+            changes.delete(key::full_rebuild());
+        }
     }
+    commit_sled(tree, changes)?;
     tree.flush_async().await.map_err(StoreError::from)?;
     progress(until, until);
     out.sequence = until;
