@@ -327,6 +327,15 @@ fn at(day: u8, hour: u32) -> DateTime<Utc> {
     )
 }
 
+/// `events[from..from + n]` with their stream sequences (the first event is 1).
+fn numbered(events: &[Envelope], from: usize, n: usize) -> Vec<(u64, &Envelope)> {
+    events[from..from + n]
+        .iter()
+        .enumerate()
+        .map(|(j, e)| ((from + j) as u64 + 1, e))
+        .collect()
+}
+
 fn rebuild(events: &[Envelope], now: DateTime<Utc>) -> MemStore {
     let mut store = MemStore::default();
     let mut fold = Fold::new().judging_on(Threads {
@@ -385,11 +394,7 @@ proptest! {
                 }
             }
             let n = sizes[step % sizes.len()].min(prefix.len() - i);
-            let batch: Vec<(u64, &Envelope)> = prefix[i..i + n]
-                .iter()
-                .enumerate()
-                .map(|(j, e)| (i as u64 + j as u64 + 1, e))
-                .collect();
+            let batch = numbered(prefix, i, n);
             let clock = clocks[step.min(clocks.len() - 1)];
             let (changes, _) = fold.apply(&store, &batch, clock).unwrap();
             store.commit(changes);
@@ -426,11 +431,7 @@ proptest! {
         let (mut i, mut step) = (0, 0);
         while i < prefix.len() {
             let n = sizes[step % sizes.len()].min(prefix.len() - i);
-            let batch: Vec<(u64, &Envelope)> = prefix[i..i + n]
-                .iter()
-                .enumerate()
-                .map(|(j, e)| (i as u64 + j as u64 + 1, e))
-                .collect();
+            let batch = numbered(prefix, i, n);
             let (changes, _) = fold.absorb(&store, &batch, now).unwrap();
             store.commit(changes);
             if judge_after[step % judge_after.len()] {
