@@ -1140,6 +1140,98 @@ impl Book {
         out
     }
 
+    /// Everyone whose plan can use `shift`, from all time: scheduled on it, on a cycle
+    /// naming it, following a rule that self-schedules it or names it on a special date;
+    /// and, with the dates they swapped, whoever swapped a day with one of them.
+    pub fn people_using_shift(
+        &self,
+        shift: &ShiftId,
+    ) -> (BTreeSet<PersonId>, Vec<(PersonId, NaiveDate)>) {
+        let mut out: BTreeSet<PersonId> = self
+            .schedule
+            .iter()
+            .filter(|(_, (_, _, s))| s.as_ref() == Some(shift))
+            .map(|((p, _), _)| p.clone())
+            .collect();
+        for (p, assigned) in &self.cycle_assignments {
+            let uses = assigned.iter().any(|(_, a)| {
+                self.cycles
+                    .get(&a.cycle_id)
+                    .is_some_and(|c| c.days.iter().any(|d| d.as_ref() == Some(shift)))
+            });
+            if uses {
+                out.insert(p.clone());
+            }
+        }
+        let mut rules: BTreeSet<&RuleId> = self
+            .special
+            .iter()
+            .filter(|(_, d)| matches!(&d.kind, SpecialDateKind::MustPunch { shift: Some(s) } if s == shift))
+            .map(|((r, _), _)| r)
+            .collect();
+        for (id, versions) in &self.rules {
+            if versions
+                .iter()
+                .any(|v| matches!(&v.kind, RuleKind::Shifts(s) if s.shifts.contains(shift)))
+            {
+                rules.insert(id);
+            }
+        }
+        for r in rules {
+            out.extend(self.members_ever(r));
+        }
+        let swapped = self.swap_partners(&out);
+        (out, swapped)
+    }
+
+    /// Everyone a cycle is assigned to, each with the first day it applies; and, with
+    /// the dates they swapped, whoever swapped a day with one of them.
+    pub fn people_on_cycle(
+        &self,
+        cycle: &CycleId,
+    ) -> (BTreeMap<PersonId, NaiveDate>, Vec<(PersonId, NaiveDate)>) {
+        let mut out: BTreeMap<PersonId, NaiveDate> = BTreeMap::new();
+        for (p, assigned) in &self.cycle_assignments {
+            for (_, a) in assigned.iter().filter(|(_, a)| &a.cycle_id == cycle) {
+                let from = out.entry(p.clone()).or_insert(a.from);
+                *from = (*from).min(a.from);
+            }
+        }
+        let people: BTreeSet<PersonId> = out.keys().cloned().collect();
+        let swapped = self.swap_partners(&people);
+        (out, swapped)
+    }
+
+    /// The days a swap ties to one of `people`'s: both parties on both of its dates.
+    pub fn swap_partners(&self, people: &BTreeSet<PersonId>) -> Vec<(PersonId, NaiveDate)> {
+        let mut out = Vec::new();
+        for s in &self.swaps {
+            let parties: Vec<&PersonId> = std::iter::once(&s.person_id)
+                .chain(&s.with_person)
+                .collect();
+            if !parties.iter().any(|p| people.contains(*p)) {
+                continue;
+            }
+            for p in parties {
+                out.push((p.clone(), s.date));
+                out.extend(s.with_date.map(|d| (p.clone(), d)));
+            }
+        }
+        out
+    }
+
+    /// The rules any version of which follows `calendar`.
+    pub fn rules_following(&self, calendar: &CalendarId) -> Vec<RuleId> {
+        self.rules
+            .iter()
+            .filter(|(_, vs)| {
+                vs.iter()
+                    .any(|v| v.options.holiday_calendar.as_ref() == Some(calendar))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Every person's id, in order.
     pub fn person_ids(&self) -> impl Iterator<Item = &PersonId> {
         self.people.keys()
@@ -1219,6 +1311,20 @@ impl Book {
         self.people
             .get(person)
             .and_then(|p| self.rule_of(person, Self::department_on(p, date), date))
+            .map_or(chrono_tz::UTC, |r| r.zone.tz())
+    }
+
+    /// The zone that tells a person's today around a UTC date: their rule's the day
+    /// after it, else on it, else the day before (someone with no rule today and a
+    /// Shanghai rule from tomorrow gets tomorrow when Shanghai's day begins); UTC for
+    /// someone with no rule in those three days.
+    pub fn zone_near(&self, person: &PersonId, date: NaiveDate) -> Tz {
+        let Some(p) = self.people.get(person) else {
+            return chrono_tz::UTC;
+        };
+        [date + Duration::days(1), date, date - Duration::days(1)]
+            .into_iter()
+            .find_map(|d| self.rule_of(person, Self::department_on(p, d), d))
             .map_or(chrono_tz::UTC, |r| r.zone.tz())
     }
 

@@ -13,8 +13,11 @@
 //!   holder of it (punches filed under it may change hands);
 //! - a rule version or membership: whom the rule can apply to (named by one of its
 //!   memberships, in a department one names, or scheduled under it) from two days
-//!   before it takes effect; a special date: everyone from then; a shift, cycle,
-//!   calendar or department tree: everyone.
+//!   before it takes effect; a special date or holiday calendar: whom its rules can
+//!   apply to, from then; a shift: whoever is scheduled on it, on a cycle naming it,
+//!   or under a rule naming it, all time; a cycle: whoever it is assigned to, from the
+//!   assignment; a department defined or moved: whoever was ever under it, all time
+//!   (and whoever swapped a day with one of these, on the swapped dates).
 //!
 //! and then, day by day, whatever a re-judged day passes on: when a day's late-out
 //! changes, the next day is judged again. Days exist from a person's first day under a
@@ -24,7 +27,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use schemas::events::{Punch, RuleMembershipSet, RuleVersionDefined};
+use schemas::events::{
+    DepartmentDefined, DepartmentMoved, Punch, RuleMembershipSet, RuleVersionDefined,
+};
 use schemas::ids::{DepartmentId, PersonId, TenantId};
 use schemas::{Actor, Envelope, Event};
 use serde::{Deserialize, Serialize};
@@ -57,8 +62,14 @@ struct Tenant {
     zones: Option<Zones>,
 }
 
-/// Everyone's zone on a date, as of a book revision: (date, revision, zones).
-type Zones = (NaiveDate, u64, Vec<(PersonId, chrono_tz::Tz)>);
+/// Everyone's zone around a date, as of a book revision: (date, revision, zones).
+/// With the names of the zones met, in order.
+type Zones = (
+    NaiveDate,
+    u64,
+    Vec<(PersonId, chrono_tz::Tz)>,
+    BTreeSet<&'static str>,
+);
 
 impl Tenant {
     fn new() -> Self {
@@ -69,21 +80,22 @@ impl Tenant {
         }
     }
 
-    /// Each person's zone on `date` (their rule's), computed again only when the date
-    /// or the facts changed.
+    /// Each person's zone around `date` (`Book::zone_near`: their rule's), computed
+    /// again only when the date or the facts changed.
     fn zones(&mut self, date: NaiveDate) -> &[(PersonId, chrono_tz::Tz)] {
         let revision = self.book.revision();
         if self
             .zones
             .as_ref()
-            .is_none_or(|(d, r, _)| *d != date || *r != revision)
+            .is_none_or(|(d, r, _, _)| *d != date || *r != revision)
         {
-            let zones = self
+            let zones: Vec<(PersonId, chrono_tz::Tz)> = self
                 .book
                 .person_ids()
-                .map(|p| (p.clone(), self.book.zone_of(p, date)))
+                .map(|p| (p.clone(), self.book.zone_near(p, date)))
                 .collect();
-            self.zones = Some((date, revision, zones));
+            let names = zones.iter().map(|(_, z)| z.name()).collect();
+            self.zones = Some((date, revision, zones, names));
         }
         &self.zones.as_ref().expect("just computed").2
     }
@@ -92,8 +104,6 @@ impl Tenant {
 /// Which of a tenant's person-days a batch must judge again.
 #[derive(Debug, Default)]
 struct Dirty {
-    /// Everyone, from this date.
-    everyone_from: Option<NaiveDate>,
     people: BTreeMap<PersonId, PersonDirty>,
 }
 
@@ -104,10 +114,6 @@ struct PersonDirty {
 }
 
 impl Dirty {
-    fn everyone(&mut self, from: NaiveDate) {
-        self.everyone_from = Some(self.everyone_from.map_or(from, |f| f.min(from)));
-    }
-
     fn from(&mut self, p: &PersonId, from: NaiveDate) {
         let d = self.people.entry(p.clone()).or_default();
         d.from = Some(d.from.map_or(from, |f| f.min(from)));
@@ -123,9 +129,6 @@ impl Dirty {
 
     /// Adds what `later` names (an earlier batch's days stay named).
     fn merge(&mut self, later: Dirty) {
-        if let Some(f) = later.everyone_from {
-            self.everyone(f);
-        }
         for (p, d) in later.people {
             let mine = self.people.entry(p).or_default();
             if let Some(f) = d.from {
@@ -475,15 +478,21 @@ impl Fold {
             }
         }
 
-        // Nothing dirty, nothing closed, no zone's date moved on: nothing to judge.
+        // Nothing dirty, nothing closed, no zone's date moved on, and people's todays
+        // told by the same zones as when the dates were written: nothing to judge.
+        tenant.zones(horizon.date_naive());
+        let zones_now = &tenant.zones.as_ref().expect("just computed").3;
         let quiet = tenant.meta.is_some()
-            && dirty.everyone_from.is_none()
             && dirty.people.is_empty()
             && !meta.through.is_empty()
             && meta.through.iter().all(|(zone, date)| {
                 zone.parse::<chrono_tz::Tz>()
                     .is_ok_and(|tz| time::local(tz, horizon).date() <= *date)
-            });
+            })
+            && zones_now
+                .iter()
+                .copied()
+                .eq(meta.through.keys().map(String::as_str));
         if quiet {
             return Ok(Folded::default());
         }
@@ -491,7 +500,6 @@ impl Fold {
         // Each person's today, and the days that began since the last call.
         let mut through = BTreeMap::new();
         let mut work = Vec::new();
-        tenant.zones(now.date_naive());
         let book = &tenant.book;
         let zones = &tenant.zones.as_ref().expect("computed above").2;
         // (the zone's date before, its today) for each zone met.
@@ -505,12 +513,10 @@ impl Fold {
                 through.insert(zone.name().to_owned(), today);
                 (before, today)
             });
-            let from = match (before, dirty.everyone_from) {
-                (None, _) => Some(ALL),
-                (Some(b), e) if b < today => {
-                    Some(e.map_or(b + Duration::days(1), |e| e.min(b + Duration::days(1))))
-                }
-                (Some(_), e) => e,
+            let from = match before {
+                None => Some(ALL),
+                Some(b) if b < today => Some(b + Duration::days(1)),
+                Some(_) => None,
             };
             let mine = dirty.people.remove(person);
             let from = match (from, mine.as_ref().and_then(|m| m.from)) {
@@ -595,15 +601,16 @@ fn fold_event<S: Read>(
             view.put(k, encode(&entry))?;
             devices.of(t, &e.sn).rejected += 1;
         }
-        Event::DepartmentDefined(e) => {
-            write_department(view, book, t, &e.department_id)?;
-            dirty.everyone(ALL);
+        // A department's place in the tree decides which rules reach the people under
+        // it (undated: the tree has no history), and nobody else's.
+        Event::DepartmentDefined(DepartmentDefined { department_id, .. })
+        | Event::DepartmentMoved(DepartmentMoved { department_id, .. }) => {
+            write_department(view, book, t, department_id)?;
+            for p in book.people_ever_in(department_id) {
+                dirty.from(&p, ALL);
+            }
         }
         Event::DepartmentRenamed(e) => write_department(view, book, t, &e.department_id)?,
-        Event::DepartmentMoved(e) => {
-            write_department(view, book, t, &e.department_id)?;
-            dirty.everyone(ALL);
-        }
         Event::PersonHired(e) => {
             write_person(view, book, t, &e.person_id)?;
             dirty.from(&e.person_id, ALL);
@@ -652,22 +659,55 @@ fn fold_event<S: Read>(
         }
         Event::SpecialDatesSet(e) => {
             if let Some(first) = e.dates.iter().map(|d| d.date).min() {
-                dirty.everyone(first - Duration::days(2));
+                for p in book.members_ever(&e.rule_id) {
+                    dirty.from(&p, first - Duration::days(2));
+                }
             }
         }
-        Event::ShiftDefined(_) | Event::ScheduleCycleDefined(_) => dirty.everyone(ALL),
+        // A shift's times reach every day that can be judged by it: undated, as the
+        // shift has no versions.
+        Event::ShiftDefined(e) => {
+            let (people, swapped) = book.people_using_shift(&e.shift_id);
+            for p in people {
+                dirty.from(&p, ALL);
+            }
+            for (p, d) in swapped {
+                dirty.around(&p, d, d);
+            }
+        }
+        Event::ScheduleCycleDefined(e) => {
+            let (people, swapped) = book.people_on_cycle(&e.cycle_id);
+            for (p, from) in people {
+                dirty.from(&p, from - Duration::days(2));
+            }
+            for (p, d) in swapped {
+                dirty.around(&p, d, d);
+            }
+        }
         Event::HolidayCalendarPublished(e) => {
             if let Some(first) = NaiveDate::from_ymd_opt(e.year, 1, 1) {
-                dirty.everyone(first - Duration::days(2));
+                for r in book.rules_following(&e.calendar_id) {
+                    for p in book.members_ever(&r) {
+                        dirty.from(&p, first - Duration::days(2));
+                    }
+                }
             }
         }
+        // A schedule reaches whoever swapped a day with the person too (they take the
+        // person's shift on it).
         Event::ScheduleAssigned(e) => {
             for d in &e.days {
                 dirty.around(&e.person_id, d.date, d.date);
             }
+            for (p, d) in book.swap_partners(&BTreeSet::from([e.person_id.clone()])) {
+                dirty.around(&p, d, d);
+            }
         }
         Event::ScheduleCycleAssigned(e) => {
             dirty.from(&e.person_id, e.from - Duration::days(2));
+            for (p, d) in book.swap_partners(&BTreeSet::from([e.person_id.clone()])) {
+                dirty.around(&p, d, d);
+            }
         }
         Event::ShiftSwapApproved(e) => {
             let mut dates = vec![e.date];
@@ -1020,6 +1060,10 @@ fn judge_person<S: Read>(
 ) -> Result<Folded, StoreError> {
     let mut folded = Folded::default();
     let first = book.first_day(person);
+    // A day stored past `today` (a person whose today was told by another zone when it
+    // was made, e.g. before a transfer) is judged again, not dropped: days are never
+    // taken back.
+    let mut today = today;
     // Days stored from `from` on, among them those that no longer should be (a later
     // first day): the months that hold any are the person's month rows.
     if let Some(from) = from {
@@ -1036,12 +1080,19 @@ fn judge_person<S: Read>(
             {
                 if d >= from && view.get(&key::day(t, person, d))?.is_some() {
                     dates.insert(d);
+                    today = today.max(d);
                 }
             }
         }
         if let Some(first) = first {
             let start = if from == ALL { first } else { from.max(first) };
             dates.extend(start.iter_days().take_while(|d| *d <= today));
+        }
+    }
+    let beyond: Vec<NaiveDate> = dates.range(today + Duration::days(2)..).copied().collect();
+    for d in beyond {
+        if view.get(&key::day(t, person, d))?.is_some() {
+            today = today.max(d);
         }
     }
     dates.retain(|d| *d <= today + Duration::days(1));

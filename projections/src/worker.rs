@@ -503,10 +503,28 @@ async fn balance(shared: &Arc<Shared>, js: &jetstream::Context) -> Result<(), Wo
                 *p.lease_valid_until.lock().expect("lease") = sent + ttl - margin;
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                tracing::warn!(
-                    partition = p.number,
-                    "lease lost to another worker: fenced, no more folding or answering for it"
-                );
+                // Someone else's name in the key, or none: the lease expired first (the
+                // renewal came too late, e.g. a stalled process), and the server removed it.
+                let holder = match owners.entry(format!("p{}", p.number)).await {
+                    Ok(Some(e)) if e.operation == kv::Operation::Put => {
+                        Some(String::from_utf8_lossy(&e.value).into_owned())
+                    }
+                    _ => None,
+                };
+                let late = Instant::now()
+                    .saturating_duration_since(*p.lease_valid_until.lock().expect("lease"));
+                match holder {
+                    Some(h) if h != shared.options.instance => tracing::warn!(
+                        partition = p.number,
+                        holder = %h,
+                        "lease taken by another worker: fenced, no more folding or answering for it"
+                    ),
+                    _ => tracing::warn!(
+                        partition = p.number,
+                        late_ms = late.as_millis() as u64,
+                        "lease expired before it was renewed: fenced, no more folding or answering for it"
+                    ),
+                }
                 fence(shared, p);
             }
             Err(e) => {
