@@ -1141,12 +1141,9 @@ impl Book {
     }
 
     /// Everyone whose plan can use `shift`, from all time: scheduled on it, on a cycle
-    /// naming it, following a rule that self-schedules it or names it on a special date;
-    /// and, with the dates they swapped, whoever swapped a day with one of them.
-    pub fn people_using_shift(
-        &self,
-        shift: &ShiftId,
-    ) -> (BTreeSet<PersonId>, Vec<(PersonId, NaiveDate)>) {
+    /// naming it, following a rule that self-schedules it or names it on a special date
+    /// (whoever swapped a day with one of them: [`Book::swap_partners`]).
+    pub fn people_using_shift(&self, shift: &ShiftId) -> BTreeSet<PersonId> {
         let mut out: BTreeSet<PersonId> = self
             .schedule
             .iter()
@@ -1180,16 +1177,11 @@ impl Book {
         for r in rules {
             out.extend(self.members_ever(r));
         }
-        let swapped = self.swap_partners(&out);
-        (out, swapped)
+        out
     }
 
-    /// Everyone a cycle is assigned to, each with the first day it applies; and, with
-    /// the dates they swapped, whoever swapped a day with one of them.
-    pub fn people_on_cycle(
-        &self,
-        cycle: &CycleId,
-    ) -> (BTreeMap<PersonId, NaiveDate>, Vec<(PersonId, NaiveDate)>) {
+    /// Everyone a cycle is assigned to, each with the first day it applies.
+    pub fn people_on_cycle(&self, cycle: &CycleId) -> BTreeMap<PersonId, NaiveDate> {
         let mut out: BTreeMap<PersonId, NaiveDate> = BTreeMap::new();
         for (p, assigned) in &self.cycle_assignments {
             for (_, a) in assigned.iter().filter(|(_, a)| &a.cycle_id == cycle) {
@@ -1197,19 +1189,18 @@ impl Book {
                 *from = (*from).min(a.from);
             }
         }
-        let people: BTreeSet<PersonId> = out.keys().cloned().collect();
-        let swapped = self.swap_partners(&people);
-        (out, swapped)
+        out
     }
 
-    /// The days a swap ties to one of `people`'s: both parties on both of its dates.
-    pub fn swap_partners(&self, people: &BTreeSet<PersonId>) -> Vec<(PersonId, NaiveDate)> {
+    /// The days a swap ties to one of `people`'s (who take each other's shift on them):
+    /// both parties on both of its dates.
+    pub fn swap_partners(&self, is_one: impl Fn(&PersonId) -> bool) -> Vec<(PersonId, NaiveDate)> {
         let mut out = Vec::new();
         for s in &self.swaps {
             let parties: Vec<&PersonId> = std::iter::once(&s.person_id)
                 .chain(&s.with_person)
                 .collect();
-            if !parties.iter().any(|p| people.contains(*p)) {
+            if !parties.iter().any(|p| is_one(p)) {
                 continue;
             }
             for p in parties {

@@ -138,6 +138,13 @@ impl Dirty {
         }
     }
 
+    /// The days swapped with one of the people `is_one` names, for both parties.
+    fn swapped(&mut self, book: &Book, is_one: impl Fn(&PersonId) -> bool) {
+        for (p, d) in book.swap_partners(is_one) {
+            self.around(&p, d, d);
+        }
+    }
+
     fn around(&mut self, p: &PersonId, lo: NaiveDate, hi: NaiveDate) {
         let lo = lo - Duration::days(2);
         let hi = hi + Duration::days(1);
@@ -667,21 +674,17 @@ fn fold_event<S: Read>(
         // A shift's times reach every day that can be judged by it: undated, as the
         // shift has no versions.
         Event::ShiftDefined(e) => {
-            let (people, swapped) = book.people_using_shift(&e.shift_id);
+            let people = book.people_using_shift(&e.shift_id);
+            dirty.swapped(book, |p| people.contains(p));
             for p in people {
                 dirty.from(&p, ALL);
             }
-            for (p, d) in swapped {
-                dirty.around(&p, d, d);
-            }
         }
         Event::ScheduleCycleDefined(e) => {
-            let (people, swapped) = book.people_on_cycle(&e.cycle_id);
+            let people = book.people_on_cycle(&e.cycle_id);
+            dirty.swapped(book, |p| people.contains_key(p));
             for (p, from) in people {
                 dirty.from(&p, from - Duration::days(2));
-            }
-            for (p, d) in swapped {
-                dirty.around(&p, d, d);
             }
         }
         Event::HolidayCalendarPublished(e) => {
@@ -699,15 +702,11 @@ fn fold_event<S: Read>(
             for d in &e.days {
                 dirty.around(&e.person_id, d.date, d.date);
             }
-            for (p, d) in book.swap_partners(&BTreeSet::from([e.person_id.clone()])) {
-                dirty.around(&p, d, d);
-            }
+            dirty.swapped(book, |p| p == &e.person_id);
         }
         Event::ScheduleCycleAssigned(e) => {
             dirty.from(&e.person_id, e.from - Duration::days(2));
-            for (p, d) in book.swap_partners(&BTreeSet::from([e.person_id.clone()])) {
-                dirty.around(&p, d, d);
-            }
+            dirty.swapped(book, |p| p == &e.person_id);
         }
         Event::ShiftSwapApproved(e) => {
             let mut dates = vec![e.date];
