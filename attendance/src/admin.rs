@@ -18,14 +18,54 @@ pub enum AdminCommand {
     /// People: hire, update, remove (badge numbers: 1-9 digits, unique in the tenant).
     #[command(subcommand)]
     Person(PersonCommand),
+    /// Departments: define, rename, move under another.
+    #[command(subcommand)]
+    Department(DepartmentArgs),
+    /// An approved leave (请假) over a span of local time.
+    Leave(Box<crate::requests_cmd::LeaveArgs>),
+    /// An approved business trip (出差).
+    Trip(Box<crate::requests_cmd::TripArgs>),
+    /// An approved outing (外出).
+    Outing(Box<crate::requests_cmd::TripArgs>),
+    /// Approved overtime (加班), paid or as time off.
+    Overtime(Box<crate::requests_cmd::OvertimeArgs>),
+    /// Make-up punches (补卡): request, approve, reject.
+    #[command(subcommand)]
+    Makeup(Box<crate::requests_cmd::MakeUpCommand>),
+    /// Calibrate a day or a slot (校准) with a reason; an earlier calibration of the
+    /// same day and slot is replaced, not erased.
+    Calibrate(Box<crate::requests_cmd::CalibrateArgs>),
+    /// Shifts (班次) for shift rules.
+    #[command(subcommand)]
+    Shift(Box<crate::schedule_cmd::ShiftCommand>),
+    /// Schedules (排班): by date, or a whole sheet imported or exported (XLSX, CSV).
+    #[command(subcommand)]
+    Schedule(Box<crate::schedule_cmd::ScheduleArgs>),
+    /// Any command in its JSON form (`--family rules --file cmd.json`), exactly as the
+    /// command service on NATS takes it.
+    Send(Box<crate::rules_cmd::SendArgs>),
+    /// Attendance rules: create, change, copy, who follows them, show.
+    #[command(subcommand)]
+    Rule(Box<crate::rules_cmd::RuleCommandArgs>),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PersonCommand {
     /// Hire a person into a department, with the badge number devices know them by.
     Hire(HireArgs),
-    /// Change a person's name, department or badge number; devices follow.
+    /// Change a person's name, department (a transfer from today) or badge number;
+    /// devices follow.
     Update(UpdateArgs),
+    /// Move a person to another department from a date on; earlier days keep the old.
+    Transfer(TransferArgs),
+    /// Hire everyone of a sheet (.xlsx or .csv): 账号, 姓名, 部门, 工号 (optional),
+    /// 入职日期. Every bad cell is reported by row and column; nothing is applied unless
+    /// the whole sheet is valid.
+    Import(SheetArgs),
+    /// A former employee comes back under a new account (the old one keeps its
+    /// history and stops the day before); name, department and badge default to the
+    /// old account's.
+    Rejoin(RejoinArgs),
     /// The person leaves; their history stays.
     Remove(RemoveArgs),
 }
@@ -43,6 +83,145 @@ pub struct PersonCommon {
     /// Who is acting, recorded on the events.
     #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
     user: String,
+    /// This command's id: run again with the same id and it is stored once. Default: a
+    /// fresh one.
+    #[arg(long)]
+    command_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    common: PersonCommon,
+    /// The department they move to.
+    #[arg(long)]
+    department: String,
+    /// First day in the new department (YYYY-MM-DD). Default: today.
+    #[arg(long)]
+    from: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejoinArgs {
+    #[command(flatten)]
+    common: PersonCommon,
+    /// The old account's id.
+    #[arg(long)]
+    previous: String,
+    /// First day back (YYYY-MM-DD). Default: today.
+    #[arg(long)]
+    on: Option<NaiveDate>,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    department: Option<String>,
+    #[arg(long)]
+    badge: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepartmentArgs {
+    /// A new department, at the top or under `--parent`.
+    Define(DefineDepartmentArgs),
+    Rename(RenameDepartmentArgs),
+    /// Define every department of a sheet (.xlsx or .csv): 部门ID, 部门名称, 上级部门
+    /// (an existing department or one above in the sheet). All or nothing.
+    Import(SheetArgs),
+    /// Under another department (`--parent`), or to the top (no `--parent`). People,
+    /// rules and device scopes that name it follow it.
+    Move(MoveDepartmentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SheetArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[arg(long)]
+    tenant: String,
+    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
+    user: String,
+    #[arg(long)]
+    command_id: Option<String>,
+    #[arg(long)]
+    file: std::path::PathBuf,
+}
+
+/// Executes an import read from `a.file`.
+async fn import<C: commands::Command>(
+    a: &SheetArgs,
+    command: impl FnOnce(commands::schedules::Sheet) -> C,
+) -> anyhow::Result<()> {
+    let sheet = crate::schedule_cmd::read_sheet(&a.file)?;
+    let tenant =
+        TenantId::parse(&a.tenant).map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
+    let ledger = Ledger::connect(&a.nats.nats, a.nats.ledger.config()).await?;
+    ledger.provision().await?;
+    let actor = Actor::User {
+        user_id: UserId::from(a.user.as_str()),
+    };
+    let command_id = a
+        .command_id
+        .as_deref()
+        .map(schemas::ids::CommandId::from)
+        .unwrap_or_else(commands::mint_command_id);
+    let now = Utc::now();
+    let outcome = commands::execute(
+        &ledger,
+        &commands::Request {
+            tenant: tenant.clone(),
+            actor: actor.clone(),
+            command_id: command_id.clone(),
+            command: command(sheet),
+        },
+        now,
+    )
+    .await?;
+    crate::requests_cmd::print_outcome(&command_id, &outcome);
+    let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
+    print_changes(changes.iter().map(|(sn, c)| (sn, c)));
+    ledger.drain().await?;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DepartmentCommon {
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[arg(long)]
+    tenant: String,
+    /// The department's id (letters, digits, '-', '_').
+    #[arg(long)]
+    id: String,
+    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
+    user: String,
+    #[arg(long)]
+    command_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DefineDepartmentArgs {
+    #[command(flatten)]
+    common: DepartmentCommon,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    parent: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameDepartmentArgs {
+    #[command(flatten)]
+    common: DepartmentCommon,
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MoveDepartmentArgs {
+    #[command(flatten)]
+    common: DepartmentCommon,
+    #[arg(long)]
+    parent: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +411,17 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     let command = match command {
         AdminCommand::Device(command) => command,
         AdminCommand::Person(command) => return person(command).await,
+        AdminCommand::Rule(command) => return crate::rules_cmd::run(*command).await,
+        AdminCommand::Department(command) => return department(command).await,
+        AdminCommand::Leave(a) => return crate::requests_cmd::leave(*a).await,
+        AdminCommand::Trip(a) => return crate::requests_cmd::trip(*a, false).await,
+        AdminCommand::Outing(a) => return crate::requests_cmd::trip(*a, true).await,
+        AdminCommand::Overtime(a) => return crate::requests_cmd::overtime(*a).await,
+        AdminCommand::Makeup(c) => return crate::requests_cmd::make_up(*c).await,
+        AdminCommand::Calibrate(a) => return crate::requests_cmd::calibrate(*a).await,
+        AdminCommand::Shift(c) => return crate::schedule_cmd::shift(*c).await,
+        AdminCommand::Send(a) => return crate::rules_cmd::send_file(*a).await,
+        AdminCommand::Schedule(c) => return crate::schedule_cmd::schedule(*c).await,
     };
     match command {
         DeviceCommand::Bind(args) => {
@@ -402,13 +592,19 @@ async fn open(common: &Common) -> anyhow::Result<(Ledger, TenantId, Actor)> {
 }
 
 async fn person(command: PersonCommand) -> anyhow::Result<()> {
-    use gateway::people::{self, Hire, Update};
+    use commands::organisation::PersonCommand as Cmd;
     use schemas::ids::{DepartmentId, PersonId};
 
+    if let PersonCommand::Import(a) = &command {
+        return import(a, |sheet| Cmd::Import { sheet }).await;
+    }
     let common = match &command {
         PersonCommand::Hire(a) => &a.common,
         PersonCommand::Update(a) => &a.common,
+        PersonCommand::Transfer(a) => &a.common,
         PersonCommand::Remove(a) => &a.common,
+        PersonCommand::Rejoin(a) => &a.common,
+        PersonCommand::Import(_) => unreachable!("imported above"),
     };
     let tenant = TenantId::parse(&common.tenant)
         .map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
@@ -419,48 +615,175 @@ async fn person(command: PersonCommand) -> anyhow::Result<()> {
     };
     let id = PersonId::from(common.id.as_str());
     let now = Utc::now();
-    let roster = people::load(&ledger, &tenant).await?;
-    let (events, said): (Vec<schemas::Event>, String) = match &command {
-        PersonCommand::Hire(a) => {
-            let hire = Hire {
+    let today = now.date_naive();
+    let (cmds, said): (Vec<Cmd>, String) = match &command {
+        PersonCommand::Hire(a) => (
+            vec![Cmd::Hire {
                 person_id: id.clone(),
                 name: a.name.clone(),
-                department: DepartmentId::from(a.department.as_str()),
+                department_id: DepartmentId::from(a.department.as_str()),
                 badge: a.badge.clone(),
-                hired_on: a.hired_on.unwrap_or_else(|| now.date_naive()),
-            };
-            (
-                vec![people::decide_hire(&roster, &hire)?.into()],
-                format!("hired {id}"),
-            )
-        }
+                hired_on: a.hired_on.unwrap_or(today),
+            }],
+            format!("hired {id}"),
+        ),
         PersonCommand::Update(a) => {
-            let update = Update {
+            let mut cmds = Vec::new();
+            if a.name.is_some() || a.badge.is_some() {
+                cmds.push(Cmd::Update {
+                    person_id: id.clone(),
+                    name: a.name.clone(),
+                    badge: a.badge.clone(),
+                });
+            }
+            if let Some(d) = &a.department {
+                cmds.push(Cmd::Transfer {
+                    person_id: id.clone(),
+                    department_id: DepartmentId::from(d.as_str()),
+                    effective_from: today,
+                });
+            }
+            if cmds.is_empty() {
+                return Err(
+                    commands::CommandError::Refused(commands::Rejection::Invalid(
+                        "nothing to change: give --name, --badge or --department".into(),
+                    ))
+                    .into(),
+                );
+            }
+            (cmds, format!("updated {id}"))
+        }
+        PersonCommand::Transfer(a) => (
+            vec![Cmd::Transfer {
+                person_id: id.clone(),
+                department_id: DepartmentId::from(a.department.as_str()),
+                effective_from: a.from.unwrap_or(today),
+            }],
+            format!("{id} moves to {}", a.department),
+        ),
+        PersonCommand::Remove(a) => (
+            vec![Cmd::Leave {
+                person_id: id.clone(),
+                left_on: a.on.unwrap_or(today),
+                reason: a.reason.clone(),
+            }],
+            format!("{id} left"),
+        ),
+        PersonCommand::Rejoin(a) => (
+            vec![Cmd::Rejoin {
+                person_id: id.clone(),
+                previous_person_id: PersonId::from(a.previous.as_str()),
+                rejoined_on: a.on.unwrap_or(today),
                 name: a.name.clone(),
-                department: a.department.as_deref().map(DepartmentId::from),
+                department_id: a.department.as_deref().map(DepartmentId::from),
                 badge: a.badge.clone(),
-            };
-            (
-                people::decide_update(&roster, &id, &update)?,
-                format!("updated {id}"),
-            )
-        }
-        PersonCommand::Remove(a) => {
-            let left = people::decide_remove(
-                &roster,
-                &id,
-                a.on.unwrap_or_else(|| now.date_naive()),
-                a.reason.clone(),
-            )?;
-            (vec![left.into()], format!("{id} left"))
-        }
+            }],
+            format!("{id} rejoined (formerly {})", a.previous),
+        ),
+        PersonCommand::Import(_) => unreachable!("imported above"),
     };
-    let envelopes: Vec<_> = events
-        .into_iter()
-        .map(|e| schemas::Envelope::new(tenant.clone(), actor.clone(), e, now))
-        .collect();
-    ledger.append_many(&envelopes).await?;
+    let base = common
+        .command_id
+        .as_deref()
+        .map(schemas::ids::CommandId::from)
+        .unwrap_or_else(commands::mint_command_id);
+    let many = cmds.len() > 1;
+    for (i, cmd) in cmds.into_iter().enumerate() {
+        let command_id = if many {
+            schemas::ids::CommandId::from(format!("{base}-{i}").as_str())
+        } else {
+            base.clone()
+        };
+        let outcome = commands::execute(
+            &ledger,
+            &commands::Request {
+                tenant: tenant.clone(),
+                actor: actor.clone(),
+                command_id,
+                command: cmd,
+            },
+            now,
+        )
+        .await?;
+        if let commands::Outcome::AlreadyDone(_) = outcome {
+            println!("already done (command {base}): nothing new stored");
+        }
+    }
     println!("{said}");
+    let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
+    print_changes(changes.iter().map(|(sn, c)| (sn, c)));
+    ledger.drain().await?;
+    Ok(())
+}
+
+async fn department(command: DepartmentArgs) -> anyhow::Result<()> {
+    use commands::organisation::DepartmentCommand as Cmd;
+    use schemas::ids::DepartmentId;
+
+    if let DepartmentArgs::Import(a) = &command {
+        return import(a, |sheet| Cmd::Import { sheet }).await;
+    }
+    let (common, cmd, said) = match &command {
+        DepartmentArgs::Define(a) => (
+            &a.common,
+            Cmd::Define {
+                department_id: DepartmentId::from(a.common.id.as_str()),
+                name: a.name.clone(),
+                parent: a.parent.as_deref().map(DepartmentId::from),
+            },
+            format!("department {} defined", a.common.id),
+        ),
+        DepartmentArgs::Rename(a) => (
+            &a.common,
+            Cmd::Rename {
+                department_id: DepartmentId::from(a.common.id.as_str()),
+                name: a.name.clone(),
+            },
+            format!("department {} renamed", a.common.id),
+        ),
+        DepartmentArgs::Move(a) => (
+            &a.common,
+            Cmd::Move {
+                department_id: DepartmentId::from(a.common.id.as_str()),
+                parent: a.parent.as_deref().map(DepartmentId::from),
+            },
+            format!(
+                "department {} moved under {}",
+                a.common.id,
+                a.parent.as_deref().unwrap_or("the top")
+            ),
+        ),
+        DepartmentArgs::Import(_) => unreachable!("imported above"),
+    };
+    let tenant = TenantId::parse(&common.tenant)
+        .map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
+    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
+    ledger.provision().await?;
+    let actor = Actor::User {
+        user_id: UserId::from(common.user.as_str()),
+    };
+    let command_id = common
+        .command_id
+        .as_deref()
+        .map(schemas::ids::CommandId::from)
+        .unwrap_or_else(commands::mint_command_id);
+    let now = Utc::now();
+    let outcome = commands::execute(
+        &ledger,
+        &commands::Request {
+            tenant: tenant.clone(),
+            actor: actor.clone(),
+            command_id,
+            command: cmd,
+        },
+        now,
+    )
+    .await?;
+    match outcome {
+        commands::Outcome::Applied(_) => println!("{said}"),
+        commands::Outcome::AlreadyDone(_) => println!("{said} (already done: nothing new stored)"),
+    }
+    // A department moved in or out of a device's scope changes who the device holds.
     let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
     print_changes(changes.iter().map(|(sn, c)| (sn, c)));
     ledger.drain().await?;

@@ -37,6 +37,9 @@ pub enum Command {
     /// The projection workers alone (for scale-out): fold the streams into views in
     /// sled and answer queries over NATS; `rebuild` rebuilds views from sequence 0.
     Projections(crate::projections_cmd::ProjectionsArgs),
+    /// The command service alone (for scale-out): administrative commands over NATS
+    /// request-reply on `lc.cmd.v1.<tenant>.<family>`; `attendance up` includes it.
+    Commands(NatsArgs),
     /// Reports from the running query service: daily, monthly, raw, devices, people,
     /// explain, as-of, diff; as a table, JSON, CSV or XLSX.
     Report(crate::report::ReportArgs),
@@ -100,10 +103,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(command) => crate::events::run(command).await,
         Command::Replay(args) => crate::replay::run(args).await,
         Command::Projections(args) => crate::projections_cmd::run(args).await,
+        Command::Commands(args) => commands_service(args).await,
         Command::Report(args) => crate::report::run(args).await,
         Command::Bench(command) => crate::bench::run(command).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
     }
+}
+
+async fn commands_service(args: NatsArgs) -> anyhow::Result<()> {
+    let shutdown = crate::up::shutdown_signal();
+    let ledger = ledger::Ledger::connect(&args.nats, args.ledger.config()).await?;
+    ledger.provision().await?;
+    let (service, tasks) =
+        commands::service::start(ledger.clone(), commands::service::system_clock()).await?;
+    println!(
+        "command service on {}: {}.<tenant>.<family> (families: {}). Press Ctrl-C to stop.",
+        args.nats,
+        commands::service::COMMAND_PREFIX,
+        commands::service::FAMILIES.join(", ")
+    );
+    shutdown.await;
+    for t in tasks {
+        t.abort();
+    }
+    let _ = service.stop().await;
+    ledger.drain().await?;
+    Ok(())
 }
 
 async fn streams(args: NatsArgs) -> anyhow::Result<()> {

@@ -15,6 +15,9 @@ mod events;
 mod projections_cmd;
 mod replay;
 mod report;
+mod requests_cmd;
+mod rules_cmd;
+mod schedule_cmd;
 mod serve;
 mod simulate;
 mod up;
@@ -82,8 +85,14 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(e) = e.downcast_ref::<report::ServiceError>() {
         return e.exit_code();
     }
-    if e.downcast_ref::<gateway::people::PersonRefusal>().is_some() {
+    if e.downcast_ref::<rules_cmd::BadArgument>().is_some() {
         return 65;
+    }
+    match e.downcast_ref::<commands::CommandError>() {
+        Some(commands::CommandError::Refused(_)) => return 65,
+        Some(commands::CommandError::Contended) => return 75,
+        Some(commands::CommandError::Ledger(e)) => return e.exit_code(),
+        None => {}
     }
     match e.downcast_ref::<gateway::admin::AdminError>() {
         Some(gateway::admin::AdminError::Refused(_)) => 65,

@@ -97,6 +97,8 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
     }
 
     let gateway = crate::serve::start_gateway(&ledger, args.listen, args.limits.limits()?).await?;
+    let (command_service, command_tasks) =
+        commands::service::start(ledger.clone(), commands::service::system_clock()).await?;
     let mut store = args.store.clone();
     if store.dir == std::path::Path::new("data/projections") {
         store.dir = args.data.join("projections");
@@ -121,6 +123,10 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
         store_dir.display()
     );
     println!(
+        "commands: `attendance admin rule create ...` (NATS {}.<tenant>.<family>)",
+        commands::service::COMMAND_PREFIX
+    );
+    println!(
         "\nLedgerclock is up on {url}; devices push to http://{}/iclock/ (health: http://{}/health). Press Ctrl-C to stop.",
         gateway.addr, gateway.addr
     );
@@ -136,6 +142,10 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
         e = failed => Err(anyhow::Error::from(e).context("stopping: the embedded NATS server cannot be kept running")),
     };
     crate::serve::stop_gateway(gateway).await?;
+    for t in command_tasks {
+        t.abort();
+    }
+    let _ = command_service.stop().await;
     let _ = stop_worker.send(());
     match worker.await {
         Ok(Ok(())) => {}

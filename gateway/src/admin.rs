@@ -198,7 +198,7 @@ pub async fn lookup(ledger: &Ledger, sn: &DeviceSn) -> Result<Option<Binding>, L
     let (claim, expected) = current_claim(ledger, sn).await?;
     Ok(binding_of(claim.as_ref()).map(|binding| Binding {
         claim_sequence: match expected {
-            Expected::LastSequence(sequence) => sequence,
+            Expected::LastSequence(sequence) | Expected::LastOfKind(_, sequence) => sequence,
             Expected::Any | Expected::Empty => 0,
         },
         ..binding

@@ -29,7 +29,6 @@ pub mod http;
 pub mod ingest;
 pub mod mobile;
 pub mod operlog_ingest;
-pub mod people;
 pub mod protocol;
 pub mod registration;
 pub mod roster;

@@ -17,7 +17,7 @@ use schemas::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId};
 use schemas::{Actor, Envelope, Event};
 
 use crate::admin::{AdminError, Refusal};
-use crate::people::Roster;
+use commands::organisation::Organisation as Roster;
 
 /// What a device was sent, per person: the badge number and name it holds them under.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -52,7 +52,7 @@ pub enum Change {
 
 impl Rosters {
     pub fn apply(&mut self, event: &Event) {
-        self.people.apply(event);
+        self.people.apply_event(event);
         match event {
             Event::DepartmentDefined(e) => {
                 self.departments

@@ -17,6 +17,9 @@ use schemas::Envelope;
 use crate::{Ledger, LedgerError};
 
 pub const HEADER_KIND: &str = "Lc-Kind";
+/// Checks `Nats-Expected-Last-Subject-Sequence` on this subject (wildcards allowed)
+/// instead of the message's own (nats-server 2.11 and later).
+const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 
 /// What the aggregate's subject must look like for the append to go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,6 +31,12 @@ pub enum Expected {
     Empty,
     /// The aggregate's last event is at this stream sequence.
     LastSequence(u64),
+    /// The last event of any of the tenant's aggregates of this kind (every rule, every
+    /// person) is at this stream sequence (0: there is none): a decision that spans
+    /// aggregates, such as "one person follows one rule at a time", holds only if no
+    /// aggregate of the kind changed since it was read (JetStream's
+    /// `Nats-Expected-Last-Subject-Sequence-Subject`, a wildcard filter).
+    LastOfKind(schemas::AggregateKind, u64),
 }
 
 /// Where an event landed.
@@ -45,6 +54,8 @@ struct Prepared {
     event_id: String,
     message: PublishMessage,
     expected: Option<u64>,
+    /// The subject (a filter) the expectation is checked on, when it is not `subject`.
+    expected_on: Option<String>,
 }
 
 enum Outcome {
@@ -134,16 +145,23 @@ impl Ledger {
             envelope.event_id.to_string().as_str(),
         );
         headers.insert(HEADER_KIND, envelope.event.kind());
-        let expected = match expected {
-            Expected::Any => None,
-            Expected::Empty => Some(0),
-            Expected::LastSequence(seq) => Some(seq),
+        let (expected, expected_on) = match expected {
+            Expected::Any => (None, None),
+            Expected::Empty => (Some(0), None),
+            Expected::LastSequence(seq) => (Some(seq), None),
+            Expected::LastOfKind(kind, seq) => (
+                Some(seq),
+                Some(self.partitions().kind_filter(&envelope.tenant, kind)),
+            ),
         };
         if let Some(seq) = expected {
             headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
                 seq.to_string().as_str(),
             );
+        }
+        if let Some(filter) = &expected_on {
+            headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, filter.as_str());
         }
         Ok(Prepared {
             stream: self.partitions().stream_of(&envelope.tenant),
@@ -153,6 +171,7 @@ impl Ledger {
                 .payload(Bytes::from(payload))
                 .headers(headers),
             expected,
+            expected_on,
         })
     }
 
@@ -246,7 +265,8 @@ impl Ledger {
         Ok(first_failure)
     }
 
-    /// Whether the subject's last message is this event (same `Nats-Msg-Id`).
+    /// Whether the last message on the subject the expectation was checked on is this
+    /// event (same `Nats-Msg-Id`).
     async fn stored_as_last(&self, p: &Prepared) -> Result<Option<Appended>, LedgerError> {
         let stream_name = p.stream.clone();
         let stream = self
@@ -254,7 +274,8 @@ impl Ledger {
             .get_stream_no_info(&stream_name)
             .await
             .map_err(LedgerError::unavailable)?;
-        let Ok(last) = stream.get_last_raw_message_by_subject(&p.subject).await else {
+        let on = p.expected_on.as_deref().unwrap_or(&p.subject);
+        let Ok(last) = stream.get_last_raw_message_by_subject(on).await else {
             return Ok(None);
         };
         let same = last

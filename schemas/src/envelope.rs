@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SchemaError;
 use crate::events::Event;
-use crate::ids::{DeviceSn, EventId, PersonId, TenantId, UserId};
+use crate::ids::{CommandId, DeviceSn, EventId, PersonId, TenantId, UserId};
 
 /// The envelope version this build writes. Readers accept this and every earlier one.
 pub const SCHEMA_VERSION: u16 = 1;
@@ -32,6 +32,9 @@ pub struct Envelope {
     /// Shared by every event of one request or workflow.
     #[serde(default)]
     pub correlation_id: Option<EventId>,
+    /// The command that decided this event, if a command did (not a device's upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<CommandId>,
     pub event: Event,
 }
 
@@ -73,6 +76,7 @@ impl Envelope {
             actor,
             causation_id: None,
             correlation_id: None,
+            command_id: None,
             event: event.into(),
         }
     }
@@ -80,6 +84,19 @@ impl Envelope {
     /// Use `id` instead of a fresh one: for facts that may be reported more than once.
     pub fn with_id(mut self, id: EventId) -> Self {
         self.event_id = id;
+        self
+    }
+
+    /// The `index`-th event `command` decided: its id is derived from the tenant, the
+    /// command id and the index, so a retried command's events are the same events.
+    pub fn of_command(mut self, command: &CommandId, index: usize) -> Self {
+        self.event_id = EventId::derived(&[
+            self.tenant.as_str(),
+            "command",
+            command.as_str(),
+            &index.to_string(),
+        ]);
+        self.command_id = Some(command.clone());
         self
     }
 

@@ -84,6 +84,12 @@ string_id!(
     /// An administrator's or user's login, as the command service knows it.
     UserId
 );
+string_id!(
+    /// A command as its caller named it (or the CLI minted it): the events it decided
+    /// carry it and their ids derive from it, so the same command sent again, even long
+    /// after JetStream's duplicate window, stores its facts once.
+    CommandId
+);
 
 /// A tenant: one company. Lowercase ASCII letters, digits and `-`, 1 to 63 characters,
 /// starting with a letter or digit, because it is a subject token and decides a partition.
@@ -277,6 +283,11 @@ impl PunchId {
             &time,
             evidence,
         ]))
+    }
+
+    /// An approved make-up punch: one punch per approval, however often it is approved.
+    pub fn for_make_up(approval: &ApprovalId) -> Self {
+        Self(derive_uuid(&["make-up-punch", approval.as_str()]))
     }
 
     pub fn new_v7() -> Self {

@@ -141,6 +141,11 @@ fn help_lists_every_subcommand() {
     }
 }
 
+/// The demo tenant's events: the device's binding, 3 departments, 5 hires, 2 rules with
+/// their members, 2 shifts, a week's schedule, a leave, a make-up asked and approved, a
+/// calibration, and the device's punches.
+const DEMO_EVENTS: usize = 21;
+
 #[test]
 fn up_serves_streams_and_demo_data_then_stops_cleanly_on_ctrl_c() {
     let mut up = Up::start();
@@ -156,8 +161,16 @@ fn up_serves_streams_and_demo_data_then_stops_cleanly_on_ctrl_c() {
         .lines()
         .map(|l| schemas::Envelope::from_json(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 10);
+    // The device's binding, the company set up through commands, the punches.
+    assert_eq!(events.len(), DEMO_EVENTS);
     assert!(events.iter().any(|e| e.event.kind() == "DeviceBound"));
+    assert!(
+        events
+            .iter()
+            .filter(|e| !matches!(e.event.kind(), "DeviceBound" | "PunchesRecorded"))
+            .all(|e| e.command_id.is_some()),
+        "the demo is written through commands"
+    );
     assert!(events.iter().any(|e| e.event.kind() == "PunchesRecorded"));
 
     let status = up.interrupt();
@@ -197,7 +210,7 @@ fn a_second_up_on_the_same_data_loads_no_demo_twice() {
     assert!(up.wait().unwrap().success());
     assert_eq!(
         stdout(&tail).lines().count(),
-        10,
+        DEMO_EVENTS,
         "the store survived restarts, once"
     );
 }
@@ -216,7 +229,7 @@ fn events_append_refuses_a_bad_file_whole_and_dedupes_a_good_one() {
     assert_eq!(out.status.code(), Some(65));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(":11:") && err.contains("nothing was appended"),
+        err.contains(&format!(":{}:", DEMO_EVENTS + 1)) && err.contains("nothing was appended"),
         "{err}"
     );
     let copy = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "copy"]);
@@ -229,15 +242,15 @@ fn events_append_refuses_a_bad_file_whole_and_dedupes_a_good_one() {
     assert!(first.status.success());
     assert_eq!(
         stdout(&first).trim(),
-        "appended 10 events (0 already present)"
+        format!("appended {DEMO_EVENTS} events (0 already present)")
     );
     let again = attendance(&["events", "append", "--nats", &up.url, "--file", path]);
     assert_eq!(
         stdout(&again).trim(),
-        "appended 0 events (10 already present)"
+        format!("appended 0 events ({DEMO_EVENTS} already present)")
     );
     let copy = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "copy"]);
-    assert_eq!(stdout(&copy).lines().count(), 10);
+    assert_eq!(stdout(&copy).lines().count(), DEMO_EVENTS);
     up.interrupt();
 }
 
@@ -323,6 +336,27 @@ fn a_device_bound_to_one_tenant_cannot_be_bound_by_another() {
     up.interrupt();
 }
 
+/// Defines departments of tenant `acme` through the CLI, as an administrator would
+/// before hiring into them.
+fn define_departments(url: &str, ids: &[&str]) {
+    for id in ids {
+        let out = attendance(&[
+            "admin",
+            "department",
+            "define",
+            "--id",
+            id,
+            "--name",
+            id,
+            "--nats",
+            url,
+            "--tenant",
+            "acme",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
 #[test]
 fn people_are_hired_updated_and_removed_with_badge_rules() {
     let mut up = Up::start();
@@ -332,6 +366,7 @@ fn people_are_hired_updated_and_removed_with_badge_rules() {
         all.extend_from_slice(&["--nats", &up.url, "--tenant", "acme"]);
         attendance(&all)
     };
+    define_departments(&up.url, &["eng"]);
     let hired = person(&[
         "hire",
         "--id",
@@ -385,7 +420,12 @@ fn people_are_hired_updated_and_removed_with_badge_rules() {
         .collect();
     assert_eq!(
         kinds,
-        ["PersonHired", "BadgeNumberAssigned", "PersonLeft"],
+        [
+            "DepartmentDefined",
+            "PersonHired",
+            "BadgeNumberAssigned",
+            "PersonLeft"
+        ],
         "refusals appended nothing"
     );
     up.interrupt();
@@ -415,6 +455,7 @@ fn a_device_scope_pushes_its_roster_and_people_changes_follow() {
         ]);
         assert!(out.status.success(), "{out:?}");
     };
+    define_departments(&up.url, &["ops", "office"]);
     hire("p1", "ops", "1");
     hire("p2", "office", "2");
     let bound = run(&[

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use schemas::events::{CalibrationTarget, Flex, OutOfRange, SlotEnd, WorkDay};
+use schemas::events::{CalibrationTarget, Flex, OutOfRange, SlotEnd, WorkDay, WorkTime};
 use schemas::ids::PunchId;
 
 use super::plan::{self, Placed};
@@ -378,7 +378,12 @@ impl Ctx<'_> {
                 let start_shift = if i == 0 { shift } else { Duration::zero() };
                 let end_shift = if i == last { shift } else { Duration::zero() };
                 let clip = Span::new(p.on + start_shift, p.off + end_shift);
-                if let Some(worked) = Span::new(a.at(), b.at()).overlap(&clip) {
+                let punched = Span::new(a.at(), b.at());
+                let worked = match self.day.options.work_time {
+                    Some(WorkTime::Punched) => (a.at() < b.at()).then_some(punched),
+                    Some(WorkTime::InsideSchedule) | None => punched.overlap(&clip),
+                };
+                if let Some(worked) = worked {
                     work_s += seconds_outside(worked, &rests);
                 }
             }

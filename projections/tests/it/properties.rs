@@ -296,3 +296,47 @@ proptest! {
         prop_assert_eq!(daily(&all, date, date), daily(&only_near, date, date));
     }
 }
+
+/// 08:52 to 18:03 on a 09:00-18:00 day with lunch 12:00-13:00: 9 h 11 min less the
+/// hour's rest when work time counts the punched time, 8 h when only the scheduled hours
+/// count, as every rule version stored before the option existed does; a day missing its
+/// off punch has no work time either way.
+#[test]
+fn work_time_counts_the_punched_time_or_only_the_scheduled_hours() {
+    let cases = [
+        (None, 8 * 3600),
+        (Some(WorkTime::InsideSchedule), 8 * 3600),
+        (Some(WorkTime::Punched), 8 * 3600 + 11 * 60),
+    ];
+    for (work_time, expected) in cases {
+        let mut events = setup(0, None);
+        let Some(Event::RuleVersionDefined(v)) = events.last_mut().map(|e| &mut e.event) else {
+            panic!("the rule is the last setup event");
+        };
+        v.options.work_time = work_time;
+        v.kind = RuleKind::Fixed(FixedRule {
+            workdays: WEEK.to_vec(),
+            day: WorkDay {
+                rests: vec![RestPeriod {
+                    start: t(12, 0),
+                    end: t(13, 0),
+                    next_day: false,
+                }],
+                ..workday(vec![section(t(9, 0), t(18, 0))])
+            },
+        });
+        let both = [
+            events.clone(),
+            uploads(&[punch(0, 8 * 60 + 52), punch(0, 18 * 60 + 3)], 8),
+        ]
+        .concat();
+        let day = &daily(&both, monday(), monday())[0].day;
+        assert_eq!(day.work_s, expected, "{work_time:?}");
+        let on_only = [events, uploads(&[punch(0, 8 * 60 + 52)], 8)].concat();
+        assert_eq!(
+            daily(&on_only, monday(), monday())[0].day.work_s,
+            0,
+            "{work_time:?}"
+        );
+    }
+}

@@ -169,6 +169,21 @@ domain_types! {
         pub make_up: MakeUpLimits,
         #[serde(default)]
         pub overtime: OvertimePolicy,
+        /// How a day's work time is counted. Absent, as in every version stored before
+        /// this option existed: only the punched time inside the scheduled hours, so no
+        /// past day changes. Rules created by the command service say `Punched`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub work_time: Option<WorkTime>,
+    }
+
+    /// 工作时长 (DingTalk's 考勤组 setting, the choice WeCom users compare with).
+    #[derive(Eq, Copy)]
+    pub enum WorkTime {
+        /// From each section's on punch to its off punch, less rest periods (arriving
+        /// early or staying late counts); 0 for a section missing either punch.
+        Punched,
+        /// Only the punched time inside the scheduled hours.
+        InsideSchedule,
     }
 
     /// What a punch outside every geofence and Wi-Fi becomes.

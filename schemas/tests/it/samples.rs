@@ -37,6 +37,7 @@ fn sample(kind_index: usize) -> Envelope {
         },
         causation_id: None,
         correlation_id: None,
+        command_id: None,
         event,
     }
 }
