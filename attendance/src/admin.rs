@@ -9,6 +9,7 @@ use schemas::Actor;
 use schemas::ids::{TenantId, UserId, ZoneName};
 
 use crate::cli::NatsArgs;
+use crate::command_cli::Caller;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -73,20 +74,10 @@ pub enum PersonCommand {
 #[derive(Debug, Args)]
 pub struct PersonCommon {
     #[command(flatten)]
-    nats: NatsArgs,
-    /// The tenant (company) the person belongs to.
-    #[arg(long)]
-    tenant: String,
+    caller: Caller,
     /// The person's id in the tenant (e.g. the HR system's).
     #[arg(long)]
     id: String,
-    /// Who is acting, recorded on the events.
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    /// This command's id: run again with the same id and it is stored once. Default: a
-    /// fresh one.
-    #[arg(long)]
-    command_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -135,67 +126,37 @@ pub enum DepartmentArgs {
 #[derive(Debug, Args)]
 pub struct SheetArgs {
     #[command(flatten)]
-    nats: NatsArgs,
-    #[arg(long)]
-    tenant: String,
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    #[arg(long)]
-    command_id: Option<String>,
+    caller: Caller,
     #[arg(long)]
     file: std::path::PathBuf,
 }
 
-/// Executes an import read from `a.file`.
+/// Executes an import read from `a.file`; devices follow.
 async fn import<C: commands::Command>(
     a: &SheetArgs,
     command: impl FnOnce(commands::schedules::Sheet) -> C,
 ) -> anyhow::Result<()> {
     let sheet = crate::schedule_cmd::read_sheet(&a.file)?;
-    let tenant =
-        TenantId::parse(&a.tenant).map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
-    let ledger = Ledger::connect(&a.nats.nats, a.nats.ledger.config()).await?;
-    ledger.provision().await?;
-    let actor = Actor::User {
-        user_id: UserId::from(a.user.as_str()),
-    };
-    let command_id = a
-        .command_id
-        .as_deref()
-        .map(schemas::ids::CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
-    let now = Utc::now();
-    let outcome = commands::execute(
-        &ledger,
-        &commands::Request {
-            tenant: tenant.clone(),
-            actor: actor.clone(),
-            command_id: command_id.clone(),
-            command: command(sheet),
-        },
-        now,
-    )
-    .await?;
-    crate::requests_cmd::print_outcome(&command_id, &outcome);
-    let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
+    let done = a.caller.execute(command(sheet)).await?;
+    sync_rosters(done).await
+}
+
+/// Devices follow a change of people or departments.
+async fn sync_rosters(done: crate::command_cli::Executed) -> anyhow::Result<()> {
+    let changes =
+        gateway::roster::sync(&done.ledger, &done.tenant, done.actor.clone(), done.now).await?;
     print_changes(changes.iter().map(|(sn, c)| (sn, c)));
-    ledger.drain().await?;
+    done.ledger.drain().await?;
     Ok(())
 }
 
 #[derive(Debug, Args)]
 pub struct DepartmentCommon {
     #[command(flatten)]
-    nats: NatsArgs,
-    #[arg(long)]
-    tenant: String,
+    caller: Caller,
     /// The department's id (letters, digits, '-', '_').
     #[arg(long)]
     id: String,
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    #[arg(long)]
-    command_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -606,13 +567,10 @@ async fn person(command: PersonCommand) -> anyhow::Result<()> {
         PersonCommand::Rejoin(a) => &a.common,
         PersonCommand::Import(_) => unreachable!("imported above"),
     };
-    let tenant = TenantId::parse(&common.tenant)
-        .map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
-    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
-    ledger.provision().await?;
-    let actor = Actor::User {
-        user_id: UserId::from(common.user.as_str()),
-    };
+    let caller = &common.caller;
+    let tenant = caller.tenant_id()?;
+    let ledger = caller.connect().await?;
+    let actor = caller.actor();
     let id = PersonId::from(common.id.as_str());
     let now = Utc::now();
     let today = now.date_naive();
@@ -682,11 +640,7 @@ async fn person(command: PersonCommand) -> anyhow::Result<()> {
         ),
         PersonCommand::Import(_) => unreachable!("imported above"),
     };
-    let base = common
-        .command_id
-        .as_deref()
-        .map(schemas::ids::CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
+    let base = caller.command_id(None);
     let many = cmds.len() > 1;
     for (i, cmd) in cmds.into_iter().enumerate() {
         let command_id = if many {
@@ -755,39 +709,10 @@ async fn department(command: DepartmentArgs) -> anyhow::Result<()> {
         ),
         DepartmentArgs::Import(_) => unreachable!("imported above"),
     };
-    let tenant = TenantId::parse(&common.tenant)
-        .map_err(|e| ledger::LedgerError::Rejected(e.to_string()))?;
-    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
-    ledger.provision().await?;
-    let actor = Actor::User {
-        user_id: UserId::from(common.user.as_str()),
-    };
-    let command_id = common
-        .command_id
-        .as_deref()
-        .map(schemas::ids::CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
-    let now = Utc::now();
-    let outcome = commands::execute(
-        &ledger,
-        &commands::Request {
-            tenant: tenant.clone(),
-            actor: actor.clone(),
-            command_id,
-            command: cmd,
-        },
-        now,
-    )
-    .await?;
-    match outcome {
-        commands::Outcome::Applied(_) => println!("{said}"),
-        commands::Outcome::AlreadyDone(_) => println!("{said} (already done: nothing new stored)"),
-    }
+    let done = common.caller.execute(cmd).await?;
+    println!("{said}");
     // A department moved in or out of a device's scope changes who the device holds.
-    let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
-    print_changes(changes.iter().map(|(sn, c)| (sn, c)));
-    ledger.drain().await?;
-    Ok(())
+    sync_rosters(done).await
 }
 
 /// Ids from a comma-separated argument, trimmed.

@@ -10,6 +10,7 @@ mod bench_polls;
 mod bench_projections;
 mod bench_replay;
 mod cli;
+mod command_cli;
 mod demo;
 mod events;
 mod projections_cmd;

@@ -2,37 +2,20 @@
 //! approvals as commands (the `commands` crate's requests family). A refusal says why
 //! and stores nothing (exit 65).
 
-use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono::{NaiveDate, NaiveDateTime};
 use clap::{Args, Subcommand, ValueEnum};
 use commands::requests::{AbsenceKind, RequestCommand};
-use commands::{Outcome, Request};
-use ledger::Ledger;
-use schemas::Actor;
 use schemas::events::{AttendanceStatus, CalibrationTarget, OvertimeCompensation, SlotEnd};
-use schemas::ids::{CommandId, TenantId, UserId, ZoneName};
+use schemas::ids::{UserId, ZoneName};
 
-use crate::cli::NatsArgs;
+use crate::command_cli::Caller;
 use crate::rules_cmd::BadArgument;
-
-#[derive(Debug, Args)]
-pub struct RequestCommon {
-    #[command(flatten)]
-    nats: NatsArgs,
-    #[arg(long)]
-    tenant: String,
-    /// Who is acting (the approver), recorded on the events.
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    /// This command's id: run again with the same id and it is stored once.
-    #[arg(long)]
-    command_id: Option<String>,
-}
 
 /// An approved absence or overtime over a span.
 #[derive(Debug, Args)]
 pub struct SpanArgs {
     #[command(flatten)]
-    common: RequestCommon,
+    common: Caller,
     /// The approval's id (e.g. the workflow's form number).
     #[arg(long)]
     id: String,
@@ -96,7 +79,7 @@ pub enum MakeUpCommand {
 #[derive(Debug, Args)]
 pub struct MakeUpRequestArgs {
     #[command(flatten)]
-    common: RequestCommon,
+    common: Caller,
     #[arg(long)]
     id: String,
     #[arg(long)]
@@ -111,7 +94,7 @@ pub struct MakeUpRequestArgs {
 #[derive(Debug, Args)]
 pub struct MakeUpDecisionArgs {
     #[command(flatten)]
-    common: RequestCommon,
+    common: Caller,
     #[arg(long)]
     id: String,
 }
@@ -119,7 +102,7 @@ pub struct MakeUpDecisionArgs {
 #[derive(Debug, Args)]
 pub struct MakeUpRejectArgs {
     #[command(flatten)]
-    common: RequestCommon,
+    common: Caller,
     #[arg(long)]
     id: String,
     #[arg(long)]
@@ -143,7 +126,7 @@ pub enum Status {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     #[command(flatten)]
-    common: RequestCommon,
+    common: Caller,
     /// The calibration's id.
     #[arg(long)]
     id: String,
@@ -194,7 +177,7 @@ pub async fn leave(a: LeaveArgs) -> anyhow::Result<()> {
             leave_type: a.leave_type.clone(),
         },
     )?;
-    send(&a.span.common, cmd).await
+    a.span.common.send(cmd).await
 }
 
 pub async fn trip(a: TripArgs, outing: bool) -> anyhow::Result<()> {
@@ -205,7 +188,7 @@ pub async fn trip(a: TripArgs, outing: bool) -> anyhow::Result<()> {
         AbsenceKind::BusinessTrip { destination }
     };
     let cmd = approve(&a.span, kind)?;
-    send(&a.span.common, cmd).await
+    a.span.common.send(cmd).await
 }
 
 pub async fn overtime(a: OvertimeArgs) -> anyhow::Result<()> {
@@ -214,7 +197,7 @@ pub async fn overtime(a: OvertimeArgs) -> anyhow::Result<()> {
         Compensation::TimeOff => OvertimeCompensation::TimeOff,
     };
     let cmd = approve(&a.span, AbsenceKind::Overtime { compensation })?;
-    send(&a.span.common, cmd).await
+    a.span.common.send(cmd).await
 }
 
 pub async fn make_up(c: MakeUpCommand) -> anyhow::Result<()> {
@@ -226,14 +209,14 @@ pub async fn make_up(c: MakeUpCommand) -> anyhow::Result<()> {
                 local_time: local(&a.at)?,
                 reason: a.reason.clone(),
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         MakeUpCommand::Approve(a) => {
             let cmd = RequestCommand::ApproveMakeUp {
                 approval_id: a.id.as_str().into(),
                 approver: Some(UserId::from(a.common.user.as_str())),
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         MakeUpCommand::Reject(a) => {
             let cmd = RequestCommand::RejectMakeUp {
@@ -241,7 +224,7 @@ pub async fn make_up(c: MakeUpCommand) -> anyhow::Result<()> {
                 approver: Some(UserId::from(a.common.user.as_str())),
                 reason: a.reason.clone(),
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
     }
 }
@@ -284,39 +267,5 @@ pub async fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         status,
         reason: a.reason.clone(),
     };
-    send(&a.common, cmd).await
-}
-
-async fn send(common: &RequestCommon, command: RequestCommand) -> anyhow::Result<()> {
-    let tenant = TenantId::parse(&common.tenant).map_err(|e| bad(e.to_string()))?;
-    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
-    ledger.provision().await?;
-    let command_id = common
-        .command_id
-        .as_deref()
-        .map(CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
-    let request = Request {
-        tenant,
-        actor: Actor::User {
-            user_id: UserId::from(common.user.as_str()),
-        },
-        command_id: command_id.clone(),
-        command,
-    };
-    let outcome = commands::execute(&ledger, &request, Utc::now()).await?;
-    print_outcome(&command_id, &outcome);
-    ledger.drain().await?;
-    Ok(())
-}
-
-pub fn print_outcome(command_id: &CommandId, outcome: &Outcome) {
-    let (said, events) = match outcome {
-        Outcome::Applied(e) => ("done", e),
-        Outcome::AlreadyDone(e) => ("already done (nothing new stored)", e),
-    };
-    println!("command {command_id}: {said}");
-    for e in events {
-        println!("  {} at sequence {} ({})", e.kind, e.sequence, e.event_id);
-    }
+    a.common.send(cmd).await
 }

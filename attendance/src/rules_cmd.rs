@@ -2,21 +2,22 @@
 //! members, show), decided by the `commands` crate and appended with optimistic
 //! concurrency. A refusal says why and stores nothing (exit 65).
 
-use chrono::{NaiveTime, Utc};
+use chrono::NaiveTime;
 use clap::{Args, Subcommand};
 use commands::rules::{
     ChangeRule, CopyRule, CreateRule, Effective, RuleCommand, Rules, SetMembers,
 };
-use commands::{Outcome, Request};
+
 use ledger::Ledger;
-use schemas::Actor;
+
 use schemas::events::{
     FixedRule, Flex, FreeRule, RestPeriod, RuleKind, RuleOptions, Section, ShiftRule, Weekday,
     WorkDay, WorkTime,
 };
-use schemas::ids::{CalendarId, CommandId, RuleId, TenantId, UserId, ZoneName};
+use schemas::ids::{CalendarId, RuleId, TenantId, ZoneName};
 
 use crate::cli::NatsArgs;
+use crate::command_cli::Caller;
 
 #[derive(Debug, Subcommand)]
 pub enum RuleCommandArgs {
@@ -38,20 +39,10 @@ pub enum RuleCommandArgs {
 #[derive(Debug, Args)]
 pub struct RuleCommon {
     #[command(flatten)]
-    nats: NatsArgs,
-    /// The tenant (company).
-    #[arg(long)]
-    tenant: String,
+    caller: Caller,
     /// The rule's id (letters, digits, '-', '_').
     #[arg(long)]
     id: String,
-    /// Who is acting, recorded on the events.
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    /// This command's id: run again with the same id and it is stored once. Default: a
-    /// fresh one.
-    #[arg(long)]
-    command_id: Option<String>,
     /// Effective from tomorrow in the rule's zone (today keeps what it had). Default:
     /// effective now.
     #[arg(long, conflicts_with = "effective_from")]
@@ -218,7 +209,7 @@ pub async fn run(command: RuleCommandArgs) -> anyhow::Result<()> {
         RuleCommandArgs::Members(a) => &a.common,
         RuleCommandArgs::Show(_) => unreachable!("answered above"),
     };
-    let tenant = TenantId::parse(&common.tenant).map_err(|e| bad(e.to_string()))?;
+    let tenant = common.caller.tenant_id()?;
     let rule_id = RuleId::from(common.id.as_str());
     let effective = match (common.from_tomorrow, common.effective_from) {
         (_, Some(date)) => Effective::From(date),
@@ -243,7 +234,7 @@ pub async fn run(command: RuleCommandArgs) -> anyhow::Result<()> {
             if a.holidays.is_some() || a.merge_gap.is_some() || a.work_time.is_some() {
                 // Flags on top of the current options need the current options: the
                 // decision keeps them when `options` is absent, so read them here.
-                let ledger = connect(&common.nats).await?;
+                let ledger = common.caller.connect().await?;
                 let current = load_rules(&ledger, &tenant).await?;
                 let base = options
                     .clone()
@@ -287,31 +278,7 @@ pub async fn run(command: RuleCommandArgs) -> anyhow::Result<()> {
         }),
         RuleCommandArgs::Show(_) => unreachable!("answered above"),
     };
-    let command_id = common
-        .command_id
-        .as_deref()
-        .map(CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
-    let ledger = connect(&common.nats).await?;
-    let request = Request {
-        tenant,
-        actor: Actor::User {
-            user_id: UserId::from(common.user.as_str()),
-        },
-        command_id: command_id.clone(),
-        command: cmd,
-    };
-    let outcome = commands::execute(&ledger, &request, Utc::now()).await?;
-    let (said, events) = match &outcome {
-        Outcome::Applied(e) => ("done", e),
-        Outcome::AlreadyDone(e) => ("already done (nothing new stored)", e),
-    };
-    println!("command {command_id}: {said}");
-    for e in events {
-        println!("  {} at sequence {} ({})", e.kind, e.sequence, e.event_id);
-    }
-    ledger.drain().await?;
-    Ok(())
+    common.caller.send(cmd).await
 }
 
 async fn connect(nats: &NatsArgs) -> anyhow::Result<Ledger> {
@@ -709,13 +676,7 @@ mod tests {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     #[command(flatten)]
-    nats: NatsArgs,
-    #[arg(long)]
-    tenant: String,
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    #[arg(long)]
-    command_id: Option<String>,
+    caller: Caller,
     /// rules, departments, people, requests or schedules.
     #[arg(long)]
     family: String,
@@ -740,51 +701,29 @@ pub async fn send_file(a: SendArgs) -> anyhow::Result<()> {
     match a.family.as_str() {
         "rules" => {
             let c: RuleCommand = serde_json::from_str(&text).map_err(|e| parse("rules", e))?;
-            execute_printed(&a, c).await
+            a.caller.send(c).await
         }
         "departments" => {
             let c: DepartmentCommand =
                 serde_json::from_str(&text).map_err(|e| parse("departments", e))?;
-            execute_printed(&a, c).await
+            a.caller.send(c).await
         }
         "people" => {
             let c: PersonCommand = serde_json::from_str(&text).map_err(|e| parse("people", e))?;
-            execute_printed(&a, c).await
+            a.caller.send(c).await
         }
         "requests" => {
             let c: RequestCommand =
                 serde_json::from_str(&text).map_err(|e| parse("requests", e))?;
-            execute_printed(&a, c).await
+            a.caller.send(c).await
         }
         "schedules" => {
             let c: ScheduleCommand =
                 serde_json::from_str(&text).map_err(|e| parse("schedules", e))?;
-            execute_printed(&a, c).await
+            a.caller.send(c).await
         }
         other => Err(bad(format!(
             "--family {other:?}: rules, departments, people, requests or schedules"
         ))),
     }
-}
-
-async fn execute_printed<C: commands::Command>(a: &SendArgs, command: C) -> anyhow::Result<()> {
-    let tenant = TenantId::parse(&a.tenant).map_err(|e| bad(e.to_string()))?;
-    let ledger = connect(&a.nats).await?;
-    let command_id = a
-        .command_id
-        .as_deref()
-        .map(CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
-    let request = Request {
-        tenant,
-        actor: Actor::User {
-            user_id: UserId::from(a.user.as_str()),
-        },
-        command_id: command_id.clone(),
-        command,
-    };
-    let outcome = commands::execute(&ledger, &request, Utc::now()).await?;
-    crate::requests_cmd::print_outcome(&command_id, &outcome);
-    ledger.drain().await?;
-    Ok(())
 }

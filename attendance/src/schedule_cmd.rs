@@ -4,32 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+use commands::State;
 use commands::schedules::{ScheduleCommand, Schedules, Sheet};
-use commands::{Request, State};
 use futures::StreamExt;
 use ledger::Ledger;
-use schemas::Actor;
 use schemas::events::ScheduledDay;
-use schemas::ids::{CommandId, RuleId, TenantId, UserId};
+use schemas::ids::{RuleId, TenantId};
 
-use crate::cli::NatsArgs;
-use crate::requests_cmd::print_outcome;
+use crate::command_cli::Caller;
 use crate::rules_cmd::{BadArgument, DayArgs, work_day};
-
-#[derive(Debug, Args)]
-pub struct Common {
-    #[command(flatten)]
-    nats: NatsArgs,
-    #[arg(long)]
-    tenant: String,
-    #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
-    user: String,
-    /// This command's id: run again with the same id and it is stored once.
-    #[arg(long)]
-    command_id: Option<String>,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ShiftCommand {
@@ -41,7 +26,7 @@ pub enum ShiftCommand {
 #[derive(Debug, Args)]
 pub struct DefineShiftArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     #[arg(long)]
     id: String,
     /// The name schedule sheets use for it.
@@ -78,7 +63,7 @@ pub enum ScheduleArgs {
 #[derive(Debug, Args)]
 pub struct CopyMonthArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     #[arg(long)]
     rule: String,
     /// YYYY-MM
@@ -92,7 +77,7 @@ pub struct CopyMonthArgs {
 #[derive(Debug, Args)]
 pub struct DefineCycleArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     #[arg(long)]
     id: String,
     #[arg(long)]
@@ -107,7 +92,7 @@ pub struct DefineCycleArgs {
 #[derive(Debug, Args)]
 pub struct AssignCycleArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     #[arg(long)]
     cycle: String,
     #[arg(long)]
@@ -121,7 +106,7 @@ pub struct AssignCycleArgs {
 #[derive(Debug, Args)]
 pub struct SwapArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     /// The approval's id.
     #[arg(long)]
     id: String,
@@ -146,7 +131,7 @@ pub struct SwapArgs {
 #[derive(Debug, Args)]
 pub struct SetArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     /// The shift rule.
     #[arg(long)]
     rule: String,
@@ -160,7 +145,7 @@ pub struct SetArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     #[arg(long)]
     rule: String,
     #[arg(long)]
@@ -170,7 +155,7 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    common: Common,
+    common: Caller,
     #[arg(long)]
     rule: String,
     #[arg(long)]
@@ -193,7 +178,7 @@ pub async fn shift(c: ShiftCommand) -> anyhow::Result<()> {
         name: a.name.clone(),
         day: work_day(&a.day)?,
     };
-    send(&a.common, cmd).await
+    a.common.send(cmd).await
 }
 
 pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
@@ -222,7 +207,7 @@ pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
                 person_id: a.person.as_str().into(),
                 days,
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         ScheduleArgs::Import(a) => {
             let sheet = read_sheet(&a.file)?;
@@ -230,7 +215,7 @@ pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
                 rule_id: a.rule.as_str().into(),
                 sheet,
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         ScheduleArgs::CopyMonth(a) => {
             let cmd = ScheduleCommand::CopyMonth {
@@ -238,7 +223,7 @@ pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
                 from: a.from.clone(),
                 to: a.to.clone(),
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         ScheduleArgs::DefineCycle(a) => {
             let cmd = ScheduleCommand::DefineCycle {
@@ -254,7 +239,7 @@ pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
                     })
                     .collect(),
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         ScheduleArgs::AssignCycle(a) => {
             let cmd = ScheduleCommand::AssignCycle {
@@ -263,7 +248,7 @@ pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
                 from: a.from,
                 until: a.until,
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         ScheduleArgs::Swap(a) => {
             let cmd = ScheduleCommand::ApproveSwap {
@@ -274,7 +259,7 @@ pub async fn schedule(c: ScheduleArgs) -> anyhow::Result<()> {
                 with_person: a.with_person.as_deref().map(Into::into),
                 with_date: a.with_date,
             };
-            send(&a.common, cmd).await
+            a.common.send(cmd).await
         }
         ScheduleArgs::Export(a) => {
             let tenant = TenantId::parse(&a.common.tenant).map_err(|e| bad(e.to_string()))?;
@@ -423,29 +408,6 @@ pub fn write_sheet(sheet: &Sheet, path: &Path) -> anyhow::Result<()> {
             path.display()
         ))),
     }
-}
-
-async fn send(common: &Common, command: ScheduleCommand) -> anyhow::Result<()> {
-    let tenant = TenantId::parse(&common.tenant).map_err(|e| bad(e.to_string()))?;
-    let ledger = Ledger::connect(&common.nats.nats, common.nats.ledger.config()).await?;
-    ledger.provision().await?;
-    let command_id = common
-        .command_id
-        .as_deref()
-        .map(CommandId::from)
-        .unwrap_or_else(commands::mint_command_id);
-    let request = Request {
-        tenant,
-        actor: Actor::User {
-            user_id: UserId::from(common.user.as_str()),
-        },
-        command_id: command_id.clone(),
-        command,
-    };
-    let outcome = commands::execute(&ledger, &request, Utc::now()).await?;
-    print_outcome(&command_id, &outcome);
-    ledger.drain().await?;
-    Ok(())
 }
 
 #[cfg(test)]

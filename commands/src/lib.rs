@@ -268,6 +268,39 @@ pub async fn execute<C: Command>(
     Err(CommandError::Contended)
 }
 
+/// An id an administrator chooses (a rule's, a department's, a shift's...): 1 to 64
+/// ASCII letters, digits, `-` or `_`.
+pub(crate) fn valid_id(what: &str, s: &str) -> Result<(), Rejection> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::Invalid(format!(
+            "invalid {what} id {s:?}: 1 to 64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+/// A name people read: trimmed, not empty, at most 100 characters. `what` is how the
+/// message starts ("a rule", "a person").
+pub(crate) fn valid_name(what: &str, name: &str) -> Result<String, Rejection> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Rejection::Invalid(format!(
+            "{what}'s name must not be empty"
+        )));
+    }
+    if name.chars().count() > 100 {
+        return Err(Rejection::Invalid(format!(
+            "{what}'s name is at most 100 characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
 /// A fresh command id, for callers that have none of their own (the CLI mints one per
 /// invocation; a client that may retry should send its own).
 pub fn mint_command_id() -> CommandId {

@@ -19,8 +19,8 @@ use schemas::ids::{BadgeNumber, DepartmentId, PersonId};
 use schemas::{AggregateKind, Envelope, Event};
 use serde::{Deserialize, Serialize};
 
-use crate::schedules::{CellError, Sheet};
-use crate::{Command, Decided, Rejection, State};
+use crate::schedules::{CellError, Sheet, sheet_refused};
+use crate::{Command, Decided, Rejection, State, valid_id, valid_name};
 
 /// Badge numbers on devices: digits only, at most this many.
 pub const MAX_BADGE_DIGITS: usize = 9;
@@ -121,6 +121,20 @@ impl Organisation {
         }
     }
 
+    /// `person` exists and works on `date` (hired, not left).
+    pub fn employed(&self, person: &PersonId, date: NaiveDate) -> Result<(), Rejection> {
+        let p = self
+            .people
+            .get(person)
+            .ok_or_else(|| Rejection::Unknown(format!("person {person} does not exist")))?;
+        if date < p.hired_on || p.left_on.is_some_and(|l| date > l) {
+            return Err(Rejection::Invalid(format!(
+                "person {person} is not employed on {date}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether `p` is on the payroll (not left).
     pub fn is_current(p: &Person) -> bool {
         p.left_on.is_none()
@@ -190,31 +204,6 @@ impl Organisation {
 
 fn invalid(reason: impl Into<String>) -> Rejection {
     Rejection::Invalid(reason.into())
-}
-
-fn valid_id(what: &str, s: &str) -> Result<(), Rejection> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "invalid {what} id {s:?}: 1 to 64 letters, digits, '-' or '_'"
-        )))
-    }
-}
-
-fn valid_name(what: &str, name: &str) -> Result<String, Rejection> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(invalid(format!("{what}'s name must not be empty")));
-    }
-    if name.chars().count() > 100 {
-        return Err(invalid(format!("{what}'s name is at most 100 characters")));
-    }
-    Ok(name.to_owned())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -368,21 +357,6 @@ fn columns(
     } else {
         Err(errors)
     }
-}
-
-fn sheet_refused(errors: &[CellError]) -> Rejection {
-    let shown: Vec<String> = errors.iter().take(50).map(|e| e.to_string()).collect();
-    let more = errors.len().saturating_sub(shown.len());
-    Rejection::Invalid(format!(
-        "the sheet has {} bad cell(s); nothing was applied:\n{}{}",
-        errors.len(),
-        shown.join("\n"),
-        if more > 0 {
-            format!("\n... and {more} more")
-        } else {
-            String::new()
-        }
-    ))
 }
 
 /// Reads every row through the same decision a single command takes, on a state that

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::organisation::Organisation;
 use crate::rules::Rules;
-use crate::{Command, Decided, Rejection, State};
+use crate::{Command, Decided, Rejection, State, valid_id};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MakeUp {
@@ -151,17 +151,7 @@ impl Requests {
     }
 
     fn employed(&self, person: &PersonId, date: NaiveDate) -> Result<(), Rejection> {
-        let p = self
-            .org
-            .people
-            .get(person)
-            .ok_or_else(|| Rejection::Unknown(format!("person {person} does not exist")))?;
-        if date < p.hired_on || p.left_on.is_some_and(|l| date > l) {
-            return Err(Rejection::Invalid(format!(
-                "person {person} is not employed on {date}"
-            )));
-        }
-        Ok(())
+        self.org.employed(person, date)
     }
 
     fn zone_of(
@@ -188,20 +178,6 @@ impl Requests {
             return Err(Rejection::Conflict(format!("approval {id} already exists")));
         }
         Ok(())
-    }
-}
-
-fn valid_id(what: &str, s: &str) -> Result<(), Rejection> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Rejection::Invalid(format!(
-            "invalid {what} id {s:?}: 1 to 64 letters, digits, '-' or '_'"
-        )))
     }
 }
 

@@ -16,7 +16,7 @@ use schemas::ids::{CalendarId, DepartmentId, PersonId, RuleId, ShiftId, ZoneName
 use schemas::{AggregateKind, Envelope, Event};
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, Decided, Rejection, State};
+use crate::{Command, Decided, Rejection, State, valid_id, valid_name};
 
 /// From when a rule version or membership holds, in the rule's zone.
 #[derive(
@@ -251,8 +251,7 @@ impl Command for RuleCommand {
                 year,
                 days,
             } => {
-                valid_rule_id(&RuleId::from(calendar_id.as_str()))
-                    .map_err(|_| invalid(format!("invalid calendar id {calendar_id:?}")))?;
+                valid_id("calendar", calendar_id.as_str())?;
                 if !(1970..=2100).contains(year) {
                     return Err(invalid(format!("{year} is not a year of this calendar")));
                 }
@@ -299,14 +298,14 @@ fn first_version(
     now: DateTime<Utc>,
     kept: Option<&CalendarId>,
 ) -> Result<RuleVersionDefined, Rejection> {
-    valid_rule_id(&c.rule_id)?;
+    valid_id("rule", c.rule_id.as_str())?;
     if state.rules.contains_key(&c.rule_id) {
         return Err(Rejection::Conflict(format!(
             "rule {} already exists; change it or choose another id",
             c.rule_id
         )));
     }
-    let name = valid_name(&c.name)?;
+    let name = valid_name("a rule", &c.name)?;
     validate(state, &c.kind, &c.options, kept)?;
     let mut options = c.options.clone();
     // Rules created from now on count work time as the products users compare with do:
@@ -335,7 +334,7 @@ pub fn decide_change(
         )));
     };
     let name = match &c.name {
-        Some(n) => valid_name(n)?,
+        Some(n) => valid_name("a rule", n)?,
         None => current.name.clone(),
     };
     let zone = c.zone.clone().unwrap_or_else(|| current.zone.clone());
@@ -486,32 +485,6 @@ pub fn decide_members(
         excluded_people: c.excluded_people.clone(),
         effective_from,
     })
-}
-
-fn valid_rule_id(id: &RuleId) -> Result<(), Rejection> {
-    let s = id.as_str();
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "invalid rule id {s:?}: 1 to 64 letters, digits, '-' or '_'"
-        )))
-    }
-}
-
-fn valid_name(name: &str) -> Result<String, Rejection> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(invalid("a rule's name must not be empty"));
-    }
-    if name.chars().count() > 100 {
-        return Err(invalid("a rule's name is at most 100 characters"));
-    }
-    Ok(name.to_owned())
 }
 
 const DAY_S: u32 = 24 * 3600;

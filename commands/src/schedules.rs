@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::organisation::Organisation;
 use crate::rules::{Rules, valid_day};
-use crate::{Command, Decided, Rejection, State};
+use crate::{Command, Decided, Rejection, State, valid_id};
 
 /// What a sheet's cell may say for a rest day.
 pub const REST: [&str; 3] = ["休", "rest", "-"];
@@ -237,17 +237,7 @@ impl Command for ScheduleCommand {
                 name,
                 day,
             } => {
-                let id = shift_id.as_str();
-                if id.is_empty()
-                    || id.len() > 64
-                    || !id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    return Err(Rejection::Invalid(format!(
-                        "invalid shift id {id:?}: 1 to 64 letters, digits, '-' or '_'"
-                    )));
-                }
+                valid_id("shift", shift_id.as_str())?;
                 if s.shifts.contains_key(shift_id) {
                     return Err(Rejection::Conflict(format!(
                         "shift {shift_id} already exists; shifts are not changed in place (past days keep theirs): define a new one"
@@ -486,17 +476,23 @@ impl Command for ScheduleCommand {
 }
 
 fn employed(s: &Schedules, person: &PersonId, date: NaiveDate) -> Result<(), Rejection> {
-    let p = s
-        .org
-        .people
-        .get(person)
-        .ok_or_else(|| Rejection::Unknown(format!("person {person} does not exist")))?;
-    if date < p.hired_on || p.left_on.is_some_and(|l| date > l) {
-        return Err(Rejection::Invalid(format!(
-            "person {person} is not employed on {date}"
-        )));
-    }
-    Ok(())
+    s.org.employed(person, date)
+}
+
+/// A sheet refused: its bad cells, the first 50 of them named.
+pub(crate) fn sheet_refused(errors: &[CellError]) -> Rejection {
+    let shown: Vec<String> = errors.iter().take(50).map(|e| e.to_string()).collect();
+    let more = errors.len().saturating_sub(shown.len());
+    Rejection::Invalid(format!(
+        "the sheet has {} bad cell(s); nothing was applied:\n{}{}",
+        errors.len(),
+        shown.join("\n"),
+        if more > 0 {
+            format!("\n... and {more} more")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// Every row's days, or every cell at fault (all of them, not the first).
@@ -622,18 +618,7 @@ fn read_sheet(
         }
     }
     if !errors.is_empty() {
-        let shown: Vec<String> = errors.iter().take(50).map(|e| e.to_string()).collect();
-        let more = errors.len().saturating_sub(shown.len());
-        return Err(Rejection::Invalid(format!(
-            "the sheet has {} bad cell(s); nothing was applied:\n{}{}",
-            errors.len(),
-            shown.join("\n"),
-            if more > 0 {
-                format!("\n... and {more} more")
-            } else {
-                String::new()
-            }
-        )));
+        return Err(sheet_refused(&errors));
     }
     if out.is_empty() {
         return Err(Rejection::Invalid("the sheet schedules nobody".into()));
