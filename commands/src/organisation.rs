@@ -583,19 +583,6 @@ pub enum PersonCommand {
     },
 }
 
-impl PersonCommand {
-    pub fn person(&self) -> Option<&PersonId> {
-        match self {
-            Self::Hire { person_id, .. }
-            | Self::Update { person_id, .. }
-            | Self::Transfer { person_id, .. }
-            | Self::Leave { person_id, .. }
-            | Self::Rejoin { person_id, .. } => Some(person_id),
-            Self::Import { .. } => None,
-        }
-    }
-}
-
 /// The instant a fact dated `date` takes effect from, as the projections read a
 /// person's department change (the UTC date of its `occurred_at`).
 fn from_date(date: NaiveDate) -> DateTime<Utc> {
