@@ -8,8 +8,8 @@
 //!   with the last stream sequence it saw of the kind it guards;
 //! - a pure [`Command::decide`]`(&State, now) -> Result<Vec<Event>, Rejection>`;
 //! - [`execute`]: load, (rights: the next issue's hook), decide, append the events with
-//!   "nothing of the guarded kind changed since" (`Expected::LastOfKind`); on a conflict,
-//!   load again and decide again.
+//!   "nothing of the guarded kind changed since" (`Expected::LastOfKind`), all of them or
+//!   none (an atomic batch); on a conflict, load again and decide again.
 //!
 //! A command carries a [`CommandId`]: its events' ids derive from it and the events
 //! carry it, so a retried command stores its facts once, inside JetStream's duplicate
@@ -226,21 +226,11 @@ pub async fn execute<C: Command>(
                     .of_command(&request.command_id, i)
             })
             .collect();
-        // The first event carries the expectation; the rest follow it only once it is
-        // stored (the ledger sends an expectation as a barrier).
-        let batch: Vec<(&Envelope, Expected)> = envelopes
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let expected = if i == 0 {
-                    Expected::LastOfKind(guard, loaded.guard_last)
-                } else {
-                    Expected::Any
-                };
-                (e, expected)
-            })
-            .collect();
-        match ledger.append_expecting(&batch).await {
+        // All or none (a JetStream atomic batch), the first carrying the expectation.
+        match ledger
+            .append_atomic(&envelopes, Expected::LastOfKind(guard, loaded.guard_last))
+            .await
+        {
             Ok(appended) => {
                 return Ok(Outcome::Applied(
                     envelopes

@@ -21,6 +21,33 @@ pub const HEADER_KIND: &str = "Lc-Kind";
 /// instead of the message's own (nats-server 2.11 and later).
 const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 
+/// The most events one atomic append holds (JetStream's default batch limit).
+pub const MAX_ATOMIC: usize = 1000;
+const BATCH_ID: &str = "Nats-Batch-Id";
+const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
+const BATCH_COMMIT: &str = "Nats-Batch-Commit";
+
+/// JetStream's answer to a batch's commit.
+#[derive(serde::Deserialize)]
+struct BatchAck {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    error: Option<BatchError>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchError {
+    code: u16,
+    err_code: u32,
+    #[serde(default)]
+    description: String,
+}
+
 /// What the aggregate's subject must look like for the append to go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Expected {
@@ -52,7 +79,8 @@ struct Prepared {
     stream: String,
     subject: String,
     event_id: String,
-    message: PublishMessage,
+    headers: HeaderMap,
+    payload: Bytes,
     expected: Option<u64>,
     /// The subject (a filter) the expectation is checked on, when it is not `subject`.
     expected_on: Option<String>,
@@ -131,6 +159,110 @@ impl Ledger {
             .collect())
     }
 
+    /// Appends `envelopes` (one tenant's) all or none: a JetStream atomic batch
+    /// (`Nats-Batch-Id`, `-Sequence`, `-Commit`), the first event carrying `expected`.
+    /// The batch is stored whole or not at all, so a command's facts never land half
+    /// way. A batch that repeats stored event ids is refused whole and reported as a
+    /// `Conflict`, as a rival's change is: the caller reads again and finds its own
+    /// events. Not retried here: after a lost answer the caller reads to learn whether
+    /// it was stored.
+    pub async fn append_atomic(
+        &self,
+        envelopes: &[Envelope],
+        expected: Expected,
+    ) -> Result<Vec<Appended>, LedgerError> {
+        if envelopes.len() <= 1 {
+            let batch: Vec<_> = envelopes.iter().map(|e| (e, expected)).collect();
+            return self.append_expecting(&batch).await;
+        }
+        if envelopes.len() > MAX_ATOMIC {
+            return Err(LedgerError::Rejected(format!(
+                "{} events in one atomic append; at most {MAX_ATOMIC}",
+                envelopes.len()
+            )));
+        }
+        let prepared = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| self.prepare(e, if i == 0 { expected } else { Expected::Any }))
+            .collect::<Result<Vec<_>, _>>()?;
+        if prepared.iter().any(|p| p.stream != prepared[0].stream) {
+            return Err(LedgerError::Rejected(
+                "an atomic append is one tenant's events".into(),
+            ));
+        }
+        let batch_id = prepared[0].event_id.clone();
+        let last = prepared.len() - 1;
+        let mut reply = None;
+        for (i, p) in prepared.iter().enumerate() {
+            let mut headers = p.headers.clone();
+            headers.insert(BATCH_ID, batch_id.as_str());
+            headers.insert(BATCH_SEQUENCE, (i + 1).to_string().as_str());
+            let payload = p.payload.clone();
+            if i < last {
+                self.client
+                    .publish_with_headers(p.subject.clone(), headers, payload)
+                    .await
+                    .map_err(LedgerError::unavailable)?;
+            } else {
+                headers.insert(BATCH_COMMIT, "1");
+                let answer = tokio::time::timeout(
+                    self.config.retry_for,
+                    self.client
+                        .request_with_headers(p.subject.clone(), headers, payload),
+                )
+                .await
+                .map_err(|_| LedgerError::Unavailable("atomic append: no answer".into()))?
+                .map_err(LedgerError::unavailable)?;
+                reply = Some(answer);
+            }
+        }
+        let reply = reply.expect("the last message is the commit");
+        let answer: BatchAck = serde_json::from_slice(&reply.payload).map_err(|e| {
+            LedgerError::Unavailable(format!("atomic append: unreadable answer: {e}"))
+        })?;
+        if let Some(error) = answer.error {
+            return Err(match error.err_code {
+                // Wrong last sequence; a batch holding an id already stored.
+                10071 | 10201 => LedgerError::Conflict {
+                    subject: prepared[0]
+                        .expected_on
+                        .clone()
+                        .unwrap_or_else(|| prepared[0].subject.clone()),
+                    expected: prepared[0].expected.unwrap_or_default(),
+                },
+                code if error.code == 503 => LedgerError::Unavailable(format!(
+                    "atomic append ({code}): {}",
+                    error.description
+                )),
+                code => LedgerError::Rejected(format!(
+                    "refused by JetStream ({code}): {}",
+                    error.description
+                )),
+            });
+        }
+        let (Some(stream), Some(seq), Some(count)) = (answer.stream, answer.seq, answer.count)
+        else {
+            return Err(LedgerError::Unavailable(
+                "atomic append: an answer without a sequence".into(),
+            ));
+        };
+        if count as usize != prepared.len() {
+            return Err(LedgerError::Unavailable(format!(
+                "atomic append: {count} of {} events acknowledged",
+                prepared.len()
+            )));
+        }
+        let first = seq + 1 - count;
+        Ok((0..count)
+            .map(|i| Appended {
+                stream: stream.clone(),
+                sequence: first + i,
+                duplicate: false,
+            })
+            .collect())
+    }
+
     fn prepare(&self, envelope: &Envelope, expected: Expected) -> Result<Prepared, LedgerError> {
         let subject = self
             .partitions()
@@ -167,9 +299,8 @@ impl Ledger {
             stream: self.partitions().stream_of(&envelope.tenant),
             subject,
             event_id,
-            message: PublishMessage::build()
-                .payload(Bytes::from(payload))
-                .headers(headers),
+            headers,
+            payload: Bytes::from(payload),
             expected,
             expected_on,
         })
@@ -205,7 +336,12 @@ impl Ledger {
                 }
                 match self
                     .js
-                    .send_publish(p.subject.clone(), p.message.clone())
+                    .send_publish(
+                        p.subject.clone(),
+                        PublishMessage::build()
+                            .payload(p.payload.clone())
+                            .headers(p.headers.clone()),
+                    )
                     .await
                 {
                     Ok(ack) => in_flight.push_back(wait_ack(next, ack)),

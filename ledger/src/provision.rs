@@ -64,6 +64,8 @@ impl LedgerConfig {
             deny_delete: true,
             deny_purge: true,
             allow_direct: true,
+            // A command's events are stored all or none (`Ledger::append_atomic`).
+            allow_atomic_publish: true,
             max_message_size: 1024 * 1024,
             metadata: [(PARTITIONS_METADATA.to_owned(), self.partitions.to_string())].into(),
             ..Default::default()

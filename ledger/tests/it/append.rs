@@ -241,3 +241,58 @@ async fn a_conflict_in_a_batch_stores_what_came_before_it_and_nothing_after() {
         "nothing after the conflict is sent"
     );
 }
+
+/// An atomic append stores its events together or not at all: a stale expectation, or
+/// a batch repeating an event already stored, stores none of them.
+#[tokio::test]
+async fn an_atomic_append_stores_all_of_its_events_or_none() {
+    let w = world().await;
+    let acme = tenant("acme");
+    let first = w
+        .ledger
+        .append(&punch(&acme, "SN1", 0), Expected::Any)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (1..4).map(|i| punch(&acme, &format!("SN{i}"), i)).collect();
+    let kind = schemas::AggregateKind::Punches;
+    let stale = w
+        .ledger
+        .append_atomic(&batch, Expected::LastOfKind(kind, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, LedgerError::Conflict { .. }), "{stale}");
+    assert_eq!(
+        read_all(&w.ledger, &acme).await.len(),
+        1,
+        "none of a refused batch"
+    );
+
+    let stored = w
+        .ledger
+        .append_atomic(&batch, Expected::LastOfKind(kind, first.sequence))
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = stored.iter().map(|a| a.sequence).collect();
+    assert_eq!(
+        seqs,
+        [first.sequence + 1, first.sequence + 2, first.sequence + 3]
+    );
+    let read = read_all(&w.ledger, &acme).await;
+    assert_eq!(read.len(), 4);
+    assert_eq!(
+        read[1..]
+            .iter()
+            .map(|r| r.envelope.clone())
+            .collect::<Vec<_>>(),
+        batch
+    );
+
+    // The same batch again: its ids are stored, so it is refused whole.
+    let again = w
+        .ledger
+        .append_atomic(&batch, Expected::LastOfKind(kind, first.sequence + 3))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, LedgerError::Conflict { .. }), "{again}");
+    assert_eq!(read_all(&w.ledger, &acme).await.len(), 4);
+}
