@@ -48,6 +48,31 @@ pub enum AdminCommand {
     /// Attendance rules: create, change, copy, who follows them, show.
     #[command(subcommand)]
     Rule(Box<crate::rules_cmd::RuleCommandArgs>),
+    /// Payroll periods (月结): close a month once it has ended.
+    #[command(subcommand)]
+    Period(PeriodArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeriodArgs {
+    /// Close a month for payroll. Its days keep the verdicts they have now: anything
+    /// recorded later that changes one (a late upload, a calibration, a rule fixed
+    /// after the fact) shows beside the day as a pending adjustment, and the next month
+    /// to close carries it. Months close in order, once each, from 12:00 UTC on the 2nd
+    /// of the next month; a closed month is not reopened.
+    Close(PeriodCloseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PeriodCloseArgs {
+    #[command(flatten)]
+    caller: Caller,
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    month: String,
+    /// Why, or the payroll run it is for.
+    #[arg(long)]
+    note: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -383,6 +408,17 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Shift(c) => return crate::schedule_cmd::shift(*c).await,
         AdminCommand::Send(a) => return crate::rules_cmd::send_file(*a).await,
         AdminCommand::Schedule(c) => return crate::schedule_cmd::schedule(*c).await,
+        AdminCommand::Period(PeriodArgs::Close(a)) => {
+            let month = schemas::ids::Month::parse(&a.month)
+                .map_err(|e| crate::rules_cmd::BadArgument(format!("--month: {e}")))?;
+            return a
+                .caller
+                .send(commands::periods::PeriodCommand::Close {
+                    month,
+                    note: a.note,
+                })
+                .await;
+        }
     };
     match command {
         DeviceCommand::Bind(args) => {

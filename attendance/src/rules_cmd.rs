@@ -677,7 +677,7 @@ mod tests {
 pub struct SendArgs {
     #[command(flatten)]
     caller: Caller,
-    /// rules, departments, people, requests or schedules.
+    /// rules, departments, people, requests, schedules or periods.
     #[arg(long)]
     family: String,
     /// The command as JSON (`{"create": {...}}`; schemas/json/commands/ spells every
@@ -722,8 +722,13 @@ pub async fn send_file(a: SendArgs) -> anyhow::Result<()> {
                 serde_json::from_str(&text).map_err(|e| parse("schedules", e))?;
             a.caller.send(c).await
         }
+        "periods" => {
+            let c: commands::periods::PeriodCommand =
+                serde_json::from_str(&text).map_err(|e| parse("periods", e))?;
+            a.caller.send(c).await
+        }
         other => Err(bad(format!(
-            "--family {other:?}: rules, departments, people, requests or schedules"
+            "--family {other:?}: rules, departments, people, requests, schedules or periods"
         ))),
     }
 }

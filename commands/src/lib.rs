@@ -16,6 +16,7 @@
 //! window by the ids, after it by the state recognising the command as already done.
 
 pub mod organisation;
+pub mod periods;
 pub mod requests;
 pub mod rules;
 pub mod schedules;

@@ -15,6 +15,7 @@ use schemas::ids::{CommandId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::organisation::{DepartmentCommand, PersonCommand};
+use crate::periods::PeriodCommand;
 use crate::requests::RequestCommand;
 use crate::rules::RuleCommand;
 use crate::schedules::ScheduleCommand;
@@ -24,7 +25,14 @@ pub const COMMAND_PREFIX: &str = "lc.cmd.v1";
 pub const SERVICE_NAME: &str = "ledgerclock-commands";
 pub const SERVICE_VERSION: &str = "0.1.0";
 /// The command families, each an endpoint `lc.cmd.v1.*.<family>`.
-pub const FAMILIES: [&str; 5] = ["rules", "departments", "people", "requests", "schedules"];
+pub const FAMILIES: [&str; 6] = [
+    "rules",
+    "departments",
+    "people",
+    "requests",
+    "schedules",
+    "periods",
+];
 
 /// A request: the command, under the caller's id for it.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -140,6 +148,11 @@ pub async fn handle(
                 .map_err(|e| error(400, format!("not a schedules command: {e}")))?;
             run(ledger, tenant, request, now).await?
         }
+        "periods" => {
+            let request: CommandEnvelope<PeriodCommand> = serde_json::from_slice(payload)
+                .map_err(|e| error(400, format!("not a periods command: {e}")))?;
+            run(ledger, tenant, request, now).await?
+        }
         other => return Err(error(404, format!("no command family {other:?}"))),
     };
     Ok(Bytes::from(
@@ -194,7 +207,9 @@ pub async fn start(
     let service = ledger
         .client()
         .service_builder()
-        .description("Ledgerclock commands: rules, departments, people, requests, schedules")
+        .description(
+            "Ledgerclock commands: rules, departments, people, requests, schedules, periods",
+        )
         .queue_group("lc-commands")
         .start(SERVICE_NAME, SERVICE_VERSION)
         .await
@@ -248,6 +263,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         (
             "schedules.request",
             schemars::schema_for!(CommandEnvelope<ScheduleCommand>),
+        ),
+        (
+            "periods.request",
+            schemars::schema_for!(CommandEnvelope<PeriodCommand>),
         ),
         ("answer", schemars::schema_for!(Answer)),
     ]

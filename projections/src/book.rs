@@ -12,7 +12,7 @@ use schemas::events::{
     ShiftSwapApproved, SpecialDate, SpecialDateKind, Unscheduled, Weekday,
 };
 use schemas::ids::{
-    BadgeNumber, CalendarId, CycleId, DepartmentId, PersonId, RuleId, ShiftId, TenantId,
+    BadgeNumber, CalendarId, CycleId, DepartmentId, Month, PersonId, RuleId, ShiftId, TenantId,
 };
 use schemas::{Actor, Envelope, Event};
 use serde::Serialize;
@@ -102,6 +102,18 @@ pub struct Book {
     rule_origins: HashMap<(RuleId, u32), u64>,
     /// A person's own events (hire, updates, badge numbers, leaving), by sequence.
     person_origins: HashMap<PersonId, Vec<u64>>,
+    /// Months closed for payroll, with the event that closed each.
+    closed: BTreeMap<Month, ClosedPeriod>,
+}
+
+/// A month closed for payroll: who closed it, when, and with which event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClosedPeriod {
+    pub month: Month,
+    pub sequence: u64,
+    pub closed_at: DateTime<Utc>,
+    pub closed_by: String,
+    pub note: Option<String>,
 }
 
 /// The event a fact came from: what an explanation names.
@@ -435,6 +447,15 @@ impl Book {
                 ApprovalKind::Overtime,
                 &e.span,
             ),
+            Event::PeriodClosed(e) => {
+                self.closed.entry(e.month).or_insert_with(|| ClosedPeriod {
+                    month: e.month,
+                    sequence,
+                    closed_at: envelope.recorded_at,
+                    closed_by: actor_label(&envelope.actor),
+                    note: e.note.clone(),
+                });
+            }
             // Punches are kept once, by id, in the raw records folded above.
             Event::PunchRecorded(_) | Event::PunchesRecorded(_) | Event::MakeUpPunchApproved(_) => {
             }
@@ -471,6 +492,21 @@ impl Book {
             | Event::MakeUpPunchRejected(_)
             | Event::ReuploadRequested(_) => {}
         }
+    }
+
+    /// The months closed for payroll, oldest first.
+    pub fn closed_periods(&self) -> impl Iterator<Item = &ClosedPeriod> {
+        self.closed.values()
+    }
+
+    /// The closed period a date falls in, if its month is closed.
+    pub fn closed_period(&self, date: NaiveDate) -> Option<&ClosedPeriod> {
+        self.closed.get(&Month::of(date))
+    }
+
+    /// The period adjustments are reported in: the month after the latest closed one.
+    pub fn open_period(&self) -> Option<Month> {
+        self.closed.keys().next_back().map(|m| m.next())
     }
 
     fn approve(

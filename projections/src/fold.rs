@@ -37,13 +37,15 @@ use serde::{Deserialize, Serialize};
 use crate::book::{Book, DayOutcome, Holder, Origin};
 use crate::store::{Changes, Read, StoreError, Through, decode, encode, key};
 use crate::time;
-use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, RosterEntry, StoredDay};
+use crate::views::{
+    Adjustment, ClosedDay, DeviceRow, MonthRow, RawEntry, RejectedEntry, RosterEntry, StoredDay,
+};
 
 /// The views a store holds, each with its checkpoint.
 pub const VIEWS: [&str; 5] = ["daily", "monthly", "raw", "devices", "people"];
 
 /// Bumped whenever what the fold writes changes: a store of another version is rebuilt.
-pub const PROJECTION_VERSION: u32 = 5;
+pub const PROJECTION_VERSION: u32 = 6;
 
 /// Every date of a person's history.
 const ALL: NaiveDate = NaiveDate::MIN;
@@ -377,6 +379,28 @@ impl Fold {
                 continue;
             }
             let tenant_id = envelope.tenant.clone();
+            let closing = match &envelope.event {
+                Event::PeriodClosed(e)
+                    if self
+                        .tenants
+                        .get(&tenant_id)
+                        .is_none_or(|t| t.book.closed_period(e.month.first_day()).is_none()) =>
+                {
+                    Some(e.month)
+                }
+                _ => None,
+            };
+            if let Some(month) = closing {
+                // A close freezes what the stream says before it: whatever came before
+                // is judged first (so how the stream was batched does not matter).
+                if let Some(d) = dirty.remove(&tenant_id) {
+                    self.pending.entry(tenant_id.clone()).or_default().merge(d);
+                }
+                let before = self.pending.remove(&tenant_id).unwrap_or_default();
+                let horizon = envelope.recorded_at.min(now);
+                folded += self.settle(view, &tenant_id, before, now, horizon)?;
+                folded += self.end_month(view, &tenant_id, month)?;
+            }
             let tenant = self
                 .tenants
                 .entry(tenant_id.clone())
@@ -399,6 +423,9 @@ impl Fold {
                 _ => {}
             }
             tenant.book.apply_facts(*sequence, envelope);
+            if let Some(month) = closing {
+                carry_adjustments(view, &tenant_id, &month, *sequence)?;
+            }
             folded.punches += fold_event(
                 view,
                 tenant,
@@ -432,6 +459,49 @@ impl Fold {
         let horizon = self.horizon.take().map_or(now, |h| h.min(now));
         for (tenant_id, d) in std::mem::take(&mut self.pending) {
             folded += self.settle(view, &tenant_id, d, now, horizon)?;
+        }
+        Ok(folded)
+    }
+
+    /// Judges a month's days that are still in progress as ended, before the month
+    /// closes: a closed day's verdict is final, whatever the clock said when it closed.
+    fn end_month<S: Read>(
+        &mut self,
+        view: &mut Through<'_, S>,
+        tenant_id: &TenantId,
+        month: schemas::ids::Month,
+    ) -> Result<Folded, StoreError> {
+        let Some(tenant) = self.tenants.get(tenant_id) else {
+            return Ok(Folded::default());
+        };
+        let (lo, hi) = key::open_until(tenant_id, DateTime::<Utc>::MAX_UTC);
+        let mut open: BTreeMap<PersonId, BTreeSet<NaiveDate>> = BTreeMap::new();
+        for (k, _) in view.range(&lo, &hi)? {
+            if let Some((person, date)) = key::parse_open(&k)
+                && month.contains(date)
+            {
+                open.entry(person).or_default().insert(date);
+            }
+        }
+        // Past the end of every owned span of the month.
+        let ended = time::at(
+            chrono_tz::UTC,
+            month.last_day() + Duration::days(3),
+            chrono::NaiveTime::MIN,
+        );
+        let today = month.last_day() + Duration::days(1);
+        let mut folded = Folded::default();
+        for (person, dates) in open {
+            folded += judge_person(
+                view,
+                &tenant.book,
+                tenant_id,
+                &person,
+                None,
+                dates,
+                today,
+                ended,
+            )?;
         }
         Ok(folded)
     }
@@ -832,7 +902,9 @@ fn fold_event<S: Read>(
         | Event::MobilePunchRefused(_)
         | Event::MakeUpPunchRequested(_)
         | Event::MakeUpPunchRejected(_)
-        | Event::ReuploadRequested(_) => {}
+        | Event::ReuploadRequested(_)
+        // Closing a month is folded by `Fold::absorb_into` around the fact.
+        | Event::PeriodClosed(_) => {}
     }
     Ok(punches)
 }
@@ -1152,6 +1224,9 @@ fn judge_person<S: Read>(
             continue;
         }
         folded.written += 1;
+        if book.closed_period(date).is_some() {
+            keep_closed(view, t, person, date, &old, &new)?;
+        }
         let delta = months.entry((date.year(), date.month())).or_default();
         delta.out.extend(old.as_ref().map(|o| o.totals.clone()));
         delta.put.extend(new.as_ref().map(|n| n.totals.clone()));
@@ -1180,6 +1255,69 @@ fn judge_person<S: Read>(
         write_month(view, t, person, y, m, delta)?;
     }
     Ok(folded)
+}
+
+/// A day of a closed month is rewritten: its closed verdict is kept beside it while
+/// they differ (or once a later close has carried it).
+fn keep_closed<S: Read>(
+    view: &mut Through<'_, S>,
+    t: &TenantId,
+    person: &PersonId,
+    date: NaiveDate,
+    old: &Option<StoredDay>,
+    new: &Option<StoredDay>,
+) -> Result<(), StoreError> {
+    let k = key::closed_day(t, person, date);
+    match view.get(&k)?.map(|b| decode::<ClosedDay>(&b)).transpose()? {
+        None => {
+            let closed = ClosedDay {
+                closed: old.clone(),
+                paid: None,
+            };
+            view.put(k, encode(&closed))?;
+        }
+        Some(c) if c.paid.is_none() && &c.closed == new => {
+            view.delete(k)?;
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// A month closes: every closed day of an earlier month that now differs from what
+/// payroll has is carried into it as an adjustment, and payroll has it from then on.
+fn carry_adjustments<S: Read>(
+    view: &mut Through<'_, S>,
+    t: &TenantId,
+    month: &schemas::ids::Month,
+    sequence: u64,
+) -> Result<(), StoreError> {
+    let (lo, hi) = key::closed_days(t, None);
+    for (k, bytes) in view.range(&lo, &hi)? {
+        let Some((person, date)) = key::parse_closed_day(&k) else {
+            continue;
+        };
+        let mut closed: ClosedDay = decode(&bytes)?;
+        let now: Option<StoredDay> = view
+            .get(&key::day(t, &person, date))?
+            .map(|b| decode(&b))
+            .transpose()?;
+        if closed.baseline() == &now {
+            continue;
+        }
+        let adjustment = Adjustment {
+            before: closed.baseline().clone(),
+            after: now.clone(),
+            sequence,
+        };
+        view.put(
+            key::adjustment(t, &month.as_str(), &person, date),
+            encode(&adjustment),
+        )?;
+        closed.paid = Some(now);
+        view.put(k, encode(&closed))?;
+    }
+    Ok(())
 }
 
 /// Only a stored day's late-out (the rest skipped, not copied): `StoredDay`'s fields

@@ -97,7 +97,9 @@ use crate::book::{Book, DayOutcome, PersonInfo};
 use crate::fold::{DepartmentRow, punches_of};
 use crate::store::{Read, StoreError, Through, decode, key};
 use crate::time;
-use crate::views::{DeviceRow, MonthRow, RawEntry, RejectedEntry, StoredDay};
+use crate::views::{
+    Adjustment, ClosedDay, DeviceRow, MonthRow, RawEntry, RejectedEntry, StoredDay,
+};
 
 /// Rows an answer carries at most before it is paged (NATS' default message limit is
 /// 1 MB; a row is a few KB at most).
@@ -207,6 +209,105 @@ pub struct DailyRow {
     /// The judged day (in full with `detail`, else its day data); `null` on a date with
     /// no rule.
     pub day: Option<DailyDay>,
+    /// The date's month is closed for payroll: the row is the day as payroll has it,
+    /// and what it is now, if that differs, is the pending adjustment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<ClosedMark>,
+}
+
+/// A closed date's mark on its daily row.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClosedMark {
+    /// The month, `YYYY-MM`.
+    pub period: String,
+    pub closed_at: DateTime<Utc>,
+    pub closed_by: String,
+    /// The day as it is judged now, where that differs from the row: reported as an
+    /// adjustment in the next period to close.
+    pub pending: Option<PendingDay>,
+}
+
+/// A closed day as it is judged now.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PendingDay {
+    /// `none`: no day any more (e.g. a leave dated back before the hire).
+    pub summary: String,
+    pub summary_label: String,
+    pub day: Option<DailyDay>,
+}
+
+/// A month's closing, on its monthly rows.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClosedInfo {
+    pub closed_at: DateTime<Utc>,
+    pub closed_by: String,
+    pub sequence: u64,
+    pub note: Option<String>,
+}
+
+/// A closed day that changed after its month closed: carried into the month it is
+/// listed under (the next month to close after the change), or pending in the open one.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AdjustmentRow {
+    pub date: NaiveDate,
+    /// The closed month the day belongs to.
+    pub period: String,
+    /// `carried`: a close took it into this month's figures; `pending`: the next close
+    /// will.
+    pub state: String,
+    /// As payroll had it (`null`: no day).
+    pub before: Option<AdjustedDay>,
+    /// As it is now (`null`: no day).
+    pub after: Option<AdjustedDay>,
+    /// `after` less `before`: the seconds payroll has to add (negative: take back).
+    pub work_s_change: i64,
+    pub overtime_s_change: i64,
+}
+
+/// A day's figures in an adjustment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AdjustedDay {
+    pub summary: crate::views::Summary,
+    pub summary_label: String,
+    pub work_s: i64,
+    pub standard_s: i64,
+    pub overtime_s: i64,
+    /// Exceptions after approvals, make-up punches and calibrations.
+    pub exceptions: crate::views::Tallies,
+}
+
+impl AdjustedDay {
+    fn of(d: &StoredDay) -> Self {
+        Self {
+            summary: d.summary,
+            summary_label: d.summary.label().to_owned(),
+            work_s: d.totals.work_s,
+            standard_s: d.totals.standard_s,
+            overtime_s: d.totals.overtime_s,
+            exceptions: d.totals.calibrated,
+        }
+    }
+}
+
+impl AdjustmentRow {
+    fn of(
+        date: NaiveDate,
+        state: &str,
+        before: &Option<StoredDay>,
+        after: &Option<StoredDay>,
+    ) -> Self {
+        let s = |d: &Option<StoredDay>, f: fn(&StoredDay) -> i64| d.as_ref().map_or(0, f);
+        Self {
+            date,
+            period: schemas::ids::Month::of(date).as_str(),
+            state: state.to_owned(),
+            before: before.as_ref().map(AdjustedDay::of),
+            after: after.as_ref().map(AdjustedDay::of),
+            work_s_change: s(after, |d| d.totals.work_s) - s(before, |d| d.totals.work_s),
+            overtime_s_change: s(after, |d| d.totals.overtime_s)
+                - s(before, |d| d.totals.overtime_s),
+        }
+    }
 }
 
 /// A `daily` row as written (`DailyRow` is its schema).
@@ -220,6 +321,23 @@ struct DailyOut<'a> {
     date: NaiveDate,
     summary: SummaryOut,
     summary_label: &'a str,
+    day: Option<DayOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed: Option<ClosedOut>,
+}
+
+#[derive(Serialize)]
+struct ClosedOut {
+    period: String,
+    closed_at: DateTime<Utc>,
+    closed_by: String,
+    pending: Option<PendingOut>,
+}
+
+#[derive(Serialize)]
+struct PendingOut {
+    summary: &'static str,
+    summary_label: &'static str,
     day: Option<DayOut>,
 }
 
@@ -260,6 +378,7 @@ pub(crate) fn replayed_row(book: &Book, r: crate::book::DailyReport) -> Row {
         summary: SummaryOut::Day(summary),
         summary_label: summary.label(),
         day: Some(DayOut::Detail(r.day)),
+        closed: None,
     })
 }
 
@@ -378,6 +497,14 @@ pub struct MonthlyRow {
     pub department: String,
     #[serde(flatten)]
     pub month: MonthRow,
+    /// Set when the month is closed for payroll: its figures are then the month as
+    /// closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<ClosedInfo>,
+    /// A closed month: the earlier closed days its close carried. The open month (the
+    /// one after the latest closed): the closed days that differ now, pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustments: Vec<AdjustmentRow>,
 }
 
 /// The JSON Schemas of the queries and their answers: (file name, schema).
@@ -588,7 +715,23 @@ impl<S: Read> Scope<'_, S> {
                 if date > today {
                     break;
                 }
-                let (department, day) = match stored.remove(&date) {
+                let current = stored.remove(&date);
+                // A closed date shows the day as payroll has it.
+                let period = self.book.closed_period(date);
+                let (shown, pending) = match period {
+                    Some(_) => match view
+                        .get(&key::closed_day(self.tenant, &info.person_id, date))?
+                        .map(|b| decode::<ClosedDay>(&b))
+                        .transpose()?
+                    {
+                        Some(c) if c.baseline() != &current => {
+                            (c.baseline().clone(), Some(current))
+                        }
+                        _ => (current, None),
+                    },
+                    None => (current, None),
+                };
+                let (department, day) = match shown {
                     Some(d) => (d.department_id.clone(), Some(d)),
                     None => {
                         // Employed, and no rule that day: a row that says so.
@@ -597,6 +740,9 @@ impl<S: Read> Scope<'_, S> {
                             .judge_day(&info.person_id, date, &[], None, Some(self.now))
                         {
                             DayOutcome::NoRule { department_id } => (department_id, None),
+                            DayOutcome::Judged { department_id, .. } if pending.is_some() => {
+                                (department_id, None)
+                            }
                             _ => continue,
                         }
                     }
@@ -606,17 +752,38 @@ impl<S: Read> Scope<'_, S> {
                 {
                     continue;
                 }
+                let day_out = |d: &StoredDay| -> Result<DayOut, QueryError> {
+                    Ok(if q.detail {
+                        DayOut::Detail(d.judged()?)
+                    } else {
+                        DayOut::Data(d.day_data()?)
+                    })
+                };
                 let (summary, summary_label, day) = match &day {
-                    Some(d) => (
-                        SummaryOut::Day(d.summary),
-                        d.summary.label(),
-                        Some(if q.detail {
-                            DayOut::Detail(d.judged()?)
-                        } else {
-                            DayOut::Data(d.day_data()?)
-                        }),
-                    ),
+                    Some(d) => (SummaryOut::Day(d.summary), d.summary.label(), Some(day_out(d)?)),
+                    None if pending.is_some() => (SummaryOut::NoRule("none"), "无记录", None),
                     None => (SummaryOut::NoRule("no_rule"), "无规则", None),
+                };
+                let closed = match period {
+                    Some(p) => Some(ClosedOut {
+                        period: p.month.as_str(),
+                        closed_at: p.closed_at,
+                        closed_by: p.closed_by.clone(),
+                        pending: match pending {
+                            Some(Some(d)) => Some(PendingOut {
+                                summary: d.summary.token(),
+                                summary_label: d.summary.label(),
+                                day: Some(day_out(&d)?),
+                            }),
+                            Some(None) => Some(PendingOut {
+                                summary: "none",
+                                summary_label: "无记录",
+                                day: None,
+                            }),
+                            None => None,
+                        },
+                    }),
+                    None => None,
                 };
                 // One serialization, no parse: the row's text is ours.
                 rows.push(typed(&DailyOut {
@@ -629,6 +796,7 @@ impl<S: Read> Scope<'_, S> {
                     summary,
                     summary_label,
                     day,
+                    closed,
                 }));
             }
         }
@@ -666,16 +834,83 @@ impl<S: Read> Scope<'_, S> {
                 continue;
             }
             let k = key::month(self.tenant, &info.person_id, first.year(), first.month());
-            let month: MonthRow = match view.get(&k)? {
+            let mut month: MonthRow = match view.get(&k)? {
                 Some(b) => decode(&b)?,
                 None => MonthRow {
                     month: first.format("%Y-%m").to_string(),
                     ..MonthRow::default()
                 },
             };
+            let period = schemas::ids::Month::of(first);
+            let closed = self.book.closed_period(first);
+            let mut adjustments = Vec::new();
+            if closed.is_some() {
+                // The month as closed: its days as payroll has them.
+                let (lo, hi) = key::closed_days_between(
+                    self.tenant,
+                    &info.person_id,
+                    period.first_day(),
+                    period.last_day(),
+                );
+                for (k, b) in view.range(&lo, &hi)? {
+                    let Some((_, date)) = key::parse_closed_day(&k) else {
+                        continue;
+                    };
+                    let c: ClosedDay = decode(&b)?;
+                    let now: Option<StoredDay> = view
+                        .get(&key::day(self.tenant, &info.person_id, date))?
+                        .map(|b| decode(&b))
+                        .transpose()?;
+                    if let Some(d) = &now {
+                        month.remove(&d.totals);
+                    }
+                    if let Some(d) = c.baseline() {
+                        month.add(&d.totals);
+                    }
+                }
+                let (lo, hi) =
+                    key::adjustments(self.tenant, &period.as_str(), Some(&info.person_id));
+                for (k, b) in view.range(&lo, &hi)? {
+                    let Some(date) = key::parse_adjustment_date(&k) else {
+                        continue;
+                    };
+                    let a: Adjustment = decode(&b)?;
+                    adjustments.push(AdjustmentRow::of(date, "carried", &a.before, &a.after));
+                }
+                            } else if self.book.open_period() == Some(period) {
+                let (lo, hi) = key::closed_days(self.tenant, Some(&info.person_id));
+                for (k, b) in view.range(&lo, &hi)? {
+                    let Some((_, date)) = key::parse_closed_day(&k) else {
+                        continue;
+                    };
+                    let c: ClosedDay = decode(&b)?;
+                    let now: Option<StoredDay> = view
+                        .get(&key::day(self.tenant, &info.person_id, date))?
+                        .map(|b| decode(&b))
+                        .transpose()?;
+                    if c.baseline() != &now {
+                        adjustments.push(AdjustmentRow::of(date, "pending", c.baseline(), &now));
+                    }
+                }
+            }
             let mut m = self.person_json(&info, &info.department_id);
             if let Value::Object(fields) = serde_json::to_value(&month).expect("json") {
                 m.extend(fields);
+            }
+            if let Some(c) = closed {
+                let info = ClosedInfo {
+                    closed_at: c.closed_at,
+                    closed_by: c.closed_by.clone(),
+                    sequence: c.sequence,
+                    note: c.note.clone(),
+                };
+                m.insert("closed".into(), serde_json::to_value(&info).expect("json"));
+            }
+            if !adjustments.is_empty() {
+                m.insert(
+                    "adjustments".into(),
+                    serde_json::to_value(&adjustments).expect("json"),
+                );
             }
             rows.push(raw(&Value::Object(m)));
         }

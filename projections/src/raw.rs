@@ -118,6 +118,7 @@ impl RawRecords {
             | Event::LeaveApproved(_)
             | Event::BusinessTripApproved(_)
             | Event::OutingApproved(_)
+            | Event::PeriodClosed(_)
             | Event::OvertimeApproved(_)
             | Event::ReuploadRequested(_) => {}
         }

@@ -553,9 +553,85 @@ pub mod key {
         build(b't', &[t.as_str().as_bytes(), d.as_str().as_bytes()])
     }
 
+    /// A day of a closed month whose stored day no longer is what was closed (or was
+    /// carried into a later period): its baseline.
+    pub fn closed_day(t: &TenantId, p: &PersonId, d: NaiveDate) -> Vec<u8> {
+        build(
+            b'k',
+            &[
+                t.as_str().as_bytes(),
+                p.as_str().as_bytes(),
+                date(d).as_bytes(),
+            ],
+        )
+    }
+
+    /// A person's closed-day baselines, or all of a tenant's (`None`).
+    pub fn closed_days(t: &TenantId, p: Option<&PersonId>) -> (Vec<u8>, Vec<u8>) {
+        match p {
+            Some(p) => under(build(b'k', &[t.as_str().as_bytes(), p.as_str().as_bytes()])),
+            None => under(build(b'k', &[t.as_str().as_bytes()])),
+        }
+    }
+
+    /// A person's closed-day baselines within `[lo, hi]`.
+    pub fn closed_days_between(
+        t: &TenantId,
+        p: &PersonId,
+        lo: NaiveDate,
+        hi: NaiveDate,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut end = closed_day(t, p, hi);
+        end.push(END);
+        (closed_day(t, p, lo), end)
+    }
+
+    /// (person, date) of a closed-day key.
+    pub fn parse_closed_day(k: &[u8]) -> Option<(PersonId, NaiveDate)> {
+        // k 0 tenant 0 person 0 date
+        let mut parts = k.split(|b| *b == SEP);
+        parts.next()?;
+        parts.next()?;
+        let person = std::str::from_utf8(parts.next()?).ok()?;
+        let date = std::str::from_utf8(parts.next()?).ok()?;
+        Some((
+            PersonId::new(person),
+            NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?,
+        ))
+    }
+
+    /// An adjustment reported in period `month`: a closed day that changed after its
+    /// month closed.
+    pub fn adjustment(t: &TenantId, month: &str, p: &PersonId, d: NaiveDate) -> Vec<u8> {
+        build(
+            b'a',
+            &[
+                t.as_str().as_bytes(),
+                month.as_bytes(),
+                p.as_str().as_bytes(),
+                date(d).as_bytes(),
+            ],
+        )
+    }
+
+    /// The adjustments reported in `month`, of one person or of all.
+    pub fn adjustments(t: &TenantId, month: &str, p: Option<&PersonId>) -> (Vec<u8>, Vec<u8>) {
+        let mut parts = vec![t.as_str().as_bytes(), month.as_bytes()];
+        if let Some(p) = p {
+            parts.push(p.as_str().as_bytes());
+        }
+        under(build(b'a', &parts))
+    }
+
+    /// The day of an adjustment key.
+    pub fn parse_adjustment_date(k: &[u8]) -> Option<NaiveDate> {
+        let s = std::str::from_utf8(k.get(k.len().checked_sub(10)?..)?).ok()?;
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+    }
+
     /// Every key of one tenant, view by view (for `rebuild --tenant`).
     pub fn of_tenant(t: &TenantId) -> Vec<(Vec<u8>, Vec<u8>)> {
-        b"ndompjrvet"
+        b"ndompjrvetka"
             .iter()
             .map(|letter| under(build(*letter, &[t.as_str().as_bytes()])))
             .chain(std::iter::once((tenant(t), tenant(t))))

@@ -68,6 +68,21 @@ impl Summary {
         }
     }
 
+    /// The serialized name.
+    pub fn token(self) -> &'static str {
+        match self {
+            Summary::Normal => "normal",
+            Summary::TimeException => "time_exception",
+            Summary::MissingPunch => "missing_punch",
+            Summary::LocationException => "location_exception",
+            Summary::DeviceException => "device_exception",
+            Summary::Rest => "rest",
+            Summary::Holiday => "holiday",
+            Summary::Approved => "approved",
+            Summary::InProgress => "in_progress",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Summary::Normal => "正常",
@@ -264,6 +279,31 @@ impl StoredDay {
     pub fn report_json(&self) -> Result<String, crate::store::StoreError> {
         Ok(serde_json::to_string(&self.judged()?).expect("a judged day is JSON"))
     }
+}
+
+/// A day of a closed month whose stored day changed after the close: what it was
+/// closed as, and what a later close carried into its period (a pending adjustment is
+/// the stored day differing from the latest of the two).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedDay {
+    pub closed: Option<StoredDay>,
+    pub paid: Option<Option<StoredDay>>,
+}
+
+impl ClosedDay {
+    /// What payroll has: the day as closed, or as a later period carried it.
+    pub fn baseline(&self) -> &Option<StoredDay> {
+        self.paid.as_ref().unwrap_or(&self.closed)
+    }
+}
+
+/// A closed day's change, reported in the period that was open when it was carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    pub before: Option<StoredDay>,
+    pub after: Option<StoredDay>,
+    /// The sequence of the close that carried it.
+    pub sequence: u64,
 }
 
 /// WeCom's month data for one person.

@@ -10,6 +10,8 @@ pub enum SchemaError {
     InvalidTenant(String),
     #[error("unknown time zone {0:?}: use an IANA name such as Asia/Shanghai")]
     InvalidZone(String),
+    #[error("invalid month {0:?}: use YYYY-MM, e.g. 2026-11")]
+    InvalidMonth(String),
     #[error("cannot decode event: {0}")]
     Decode(String),
     #[error("cannot encode event: {0}")]

@@ -217,6 +217,122 @@ impl<'a> arbitrary::Arbitrary<'a> for ZoneName {
     }
 }
 
+/// A calendar month, `YYYY-MM`: a payroll period.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
+pub struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    pub fn parse(text: &str) -> Result<Self, SchemaError> {
+        let bad = || SchemaError::InvalidMonth(text.to_owned());
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let (year, month) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        chrono::NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(bad)?;
+        Ok(Self { year, month })
+    }
+
+    /// The month a date falls in.
+    pub fn of(date: chrono::NaiveDate) -> Self {
+        use chrono::Datelike;
+        Self {
+            year: date.year(),
+            month: date.month(),
+        }
+    }
+
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    pub fn month(self) -> u32 {
+        self.month
+    }
+
+    pub fn first_day(self) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(self.year, self.month, 1).expect("validated")
+    }
+
+    pub fn next(self) -> Self {
+        if self.month == 12 {
+            Self {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Self {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+
+    pub fn previous(self) -> Self {
+        if self.month == 1 {
+            Self {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Self {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
+    /// Its last day.
+    pub fn last_day(self) -> chrono::NaiveDate {
+        self.next().first_day().pred_opt().expect("a day before")
+    }
+
+    pub fn contains(self, date: chrono::NaiveDate) -> bool {
+        Self::of(date) == self
+    }
+
+    /// `YYYY-MM`.
+    pub fn as_str(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl TryFrom<String> for Month {
+    type Error = SchemaError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<Month> for String {
+    fn from(m: Month) -> Self {
+        m.to_string()
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Month {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self {
+            year: u.int_in_range(1990..=2099)?,
+            month: u.int_in_range(1..=12)?,
+        })
+    }
+}
+
 /// Every event's identity, used as `Nats-Msg-Id`. Time-ordered (UUIDv7) when minted fresh,
 /// name-based (UUIDv5) when derived from a fact that can arrive more than once.
 #[derive(

@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use crate::events::punches::Punch;
 use crate::ids::{
-    ApprovalId, BadgeNumber, CalibrationId, DeviceSn, PersonId, RequestId, UserId, ZoneName,
+    ApprovalId, BadgeNumber, CalibrationId, DeviceSn, Month, PersonId, RequestId, UserId,
+    ZoneName,
 };
 
 domain_types! {
@@ -143,6 +144,16 @@ domain_types! {
         #[serde(default)]
         pub badge_numbers: Vec<BadgeNumber>,
     }
+
+    /// A month closed for payroll (月结). Its days keep the verdicts they had when it
+    /// closed: anything recorded later that changes one (a late backlog, a calibration,
+    /// a rule fixed after the fact) shows as a pending adjustment beside the closed
+    /// verdict, and the next open month's report lists it.
+    pub struct PeriodClosed {
+        pub month: Month,
+        #[serde(default)]
+        pub note: Option<String>,
+    }
 }
 
 keyed_by! {
@@ -155,4 +166,5 @@ keyed_by! {
     OutingApproved => Person(person_id),
     OvertimeApproved => Person(person_id),
     ReuploadRequested => Reupload(request_id),
+    PeriodClosed => Period(month),
 }

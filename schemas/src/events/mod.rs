@@ -25,7 +25,7 @@ macro_rules! keyed_by {
                 pub fn aggregate(&self) -> crate::events::Aggregate {
                     crate::events::Aggregate::new(
                         crate::events::AggregateKind::$kind,
-                        self.$field.as_str(),
+                        &self.$field.as_str(),
                     )
                 }
             }
@@ -90,10 +90,12 @@ pub enum AggregateKind {
     /// A device's own operation log (`DeviceOperationLogged`), apart from its status so
     /// that a device's last status is its subject's last message.
     DeviceLog,
+    /// A payroll period (`PeriodClosed`), by month.
+    Period,
 }
 
 impl AggregateKind {
-    pub const ALL: [AggregateKind; 15] = [
+    pub const ALL: [AggregateKind; 16] = [
         Self::Department,
         Self::Person,
         Self::Device,
@@ -109,6 +111,7 @@ impl AggregateKind {
         Self::DeviceCursor,
         Self::DeviceRegistration,
         Self::DeviceLog,
+        Self::Period,
     ];
 
     /// The subject token for this kind.
@@ -129,6 +132,7 @@ impl AggregateKind {
             Self::DeviceCursor => "devcursor",
             Self::DeviceRegistration => "devreg",
             Self::DeviceLog => "devlog",
+            Self::Period => "period",
         }
     }
 
@@ -143,7 +147,8 @@ impl AggregateKind {
             | Self::Shift
             | Self::Schedule
             | Self::Cycle
-            | Self::Calendar => true,
+            | Self::Calendar
+            | Self::Period => true,
             Self::Device
             | Self::DeviceCommands
             | Self::DeviceStatus
@@ -283,4 +288,5 @@ catalogue! {
     OutingApproved,
     OvertimeApproved,
     ReuploadRequested,
+    PeriodClosed,
 }
