@@ -32,7 +32,9 @@ impl State for Periods {
 /// has ended in every zone and a night shift that began on it has ended too.
 pub fn closable_from(month: Month) -> DateTime<Utc> {
     let second = month.next().first_day() + Duration::days(1);
-    second.and_time(NaiveTime::from_hms_opt(12, 0, 0).expect("noon")).and_utc()
+    second
+        .and_time(NaiveTime::from_hms_opt(12, 0, 0).expect("noon"))
+        .and_utc()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

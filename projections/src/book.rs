@@ -448,13 +448,19 @@ impl Book {
                 &e.span,
             ),
             Event::PeriodClosed(e) => {
-                self.closed.entry(e.month).or_insert_with(|| ClosedPeriod {
-                    month: e.month,
-                    sequence,
-                    closed_at: envelope.recorded_at,
-                    closed_by: actor_label(&envelope.actor),
-                    note: e.note.clone(),
-                });
+                // The first close of a month counts; so does a later close before it.
+                if self.closed_period(e.month.first_day()).is_none() {
+                    self.closed.insert(
+                        e.month,
+                        ClosedPeriod {
+                            month: e.month,
+                            sequence,
+                            closed_at: envelope.recorded_at,
+                            closed_by: actor_label(&envelope.actor),
+                            note: e.note.clone(),
+                        },
+                    );
+                }
             }
             // Punches are kept once, by id, in the raw records folded above.
             Event::PunchRecorded(_) | Event::PunchesRecorded(_) | Event::MakeUpPunchApproved(_) => {
@@ -499,9 +505,11 @@ impl Book {
         self.closed.values()
     }
 
-    /// The closed period a date falls in, if its month is closed.
+    /// The close that made a date final: its month's, or a later month's (closing a
+    /// month closes everything before it; the command refuses gaps, a stream may hold
+    /// one).
     pub fn closed_period(&self, date: NaiveDate) -> Option<&ClosedPeriod> {
-        self.closed.get(&Month::of(date))
+        self.closed.range(Month::of(date)..).next().map(|(_, c)| c)
     }
 
     /// The period adjustments are reported in: the month after the latest closed one.

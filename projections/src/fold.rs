@@ -30,7 +30,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use schemas::events::{
     DepartmentDefined, DepartmentMoved, Punch, RuleMembershipSet, RuleVersionDefined,
 };
-use schemas::ids::{DepartmentId, PersonId, TenantId};
+use schemas::ids::{DepartmentId, Month, PersonId, TenantId};
 use schemas::{Actor, Envelope, Event};
 use serde::{Deserialize, Serialize};
 
@@ -392,14 +392,15 @@ impl Fold {
             };
             if let Some(month) = closing {
                 // A close freezes what the stream says before it: whatever came before
-                // is judged first (so how the stream was batched does not matter).
+                // is judged first (so how the stream was batched does not matter), then
+                // every day of the month as ended (so neither does the clock).
                 if let Some(d) = dirty.remove(&tenant_id) {
                     self.pending.entry(tenant_id.clone()).or_default().merge(d);
                 }
                 let before = self.pending.remove(&tenant_id).unwrap_or_default();
                 let horizon = envelope.recorded_at.min(now);
                 folded += self.settle(view, &tenant_id, before, now, horizon)?;
-                folded += self.end_month(view, &tenant_id, month)?;
+                folded += self.end_month(view, &tenant_id, month, now)?;
             }
             let tenant = self
                 .tenants
@@ -463,35 +464,66 @@ impl Fold {
         Ok(folded)
     }
 
-    /// Judges a month's days that are still in progress as ended, before the month
-    /// closes: a closed day's verdict is final, whatever the clock said when it closed.
+    /// Judges every day through a month's end as ended, before the month closes: a
+    /// closed day's verdict is final, whatever the clock said when it closed, and a
+    /// closed month has all its days (a close recorded early, by hand, judges the days
+    /// to come as they stand). Days stored and over are not judged again (the same
+    /// verdict); days not stored are looked for from the earliest date any zone had
+    /// reached (before it every day is stored) or the month's first day.
     fn end_month<S: Read>(
         &mut self,
         view: &mut Through<'_, S>,
         tenant_id: &TenantId,
-        month: schemas::ids::Month,
+        month: Month,
+        now: DateTime<Utc>,
     ) -> Result<Folded, StoreError> {
         let Some(tenant) = self.tenants.get(tenant_id) else {
             return Ok(Folded::default());
         };
         let (lo, hi) = key::open_until(tenant_id, DateTime::<Utc>::MAX_UTC);
-        let mut open: BTreeMap<PersonId, BTreeSet<NaiveDate>> = BTreeMap::new();
+        let mut work: BTreeMap<PersonId, BTreeSet<NaiveDate>> = BTreeMap::new();
         for (k, _) in view.range(&lo, &hi)? {
             if let Some((person, date)) = key::parse_open(&k)
-                && month.contains(date)
+                && date <= month.last_day()
+                && tenant.book.closed_period(date).is_none()
             {
-                open.entry(person).or_default().insert(date);
+                work.entry(person).or_default().insert(date);
             }
         }
-        // Past the end of every owned span of the month.
-        let ended = time::at(
-            chrono_tz::UTC,
-            month.last_day() + Duration::days(3),
-            chrono::NaiveTime::MIN,
-        );
-        let today = month.last_day() + Duration::days(1);
+        let reached = tenant
+            .meta
+            .as_ref()
+            .and_then(|m| m.through.values().min().copied());
+        let after_closed = tenant
+            .book
+            .closed_periods()
+            .map(|c| c.month.last_day() + Duration::days(1))
+            .max();
+        for person in tenant.book.person_ids() {
+            let Some(first) = tenant.book.first_day(person) else {
+                continue;
+            };
+            let mut from = reached.map_or(first, |r| r.min(month.first_day()).max(first));
+            if let Some(after) = after_closed {
+                from = from.max(after);
+            }
+            for date in from.iter_days().take_while(|d| *d <= month.last_day()) {
+                if view.get(&key::day(tenant_id, person, date))?.is_none() {
+                    work.entry(person.clone()).or_default().insert(date);
+                }
+            }
+        }
         let mut folded = Folded::default();
-        for (person, dates) in open {
+        for (person, dates) in work {
+            // The days after the month that exist are judged again if a late-out into
+            // them changes; none is made.
+            let mut today = month.last_day();
+            for d in (1..=7).map(|n| month.last_day() + Duration::days(n)) {
+                if view.get(&key::day(tenant_id, &person, d))?.is_none() {
+                    break;
+                }
+                today = d;
+            }
             folded += judge_person(
                 view,
                 &tenant.book,
@@ -500,7 +532,8 @@ impl Fold {
                 None,
                 dates,
                 today,
-                ended,
+                now,
+                Some(month),
             )?;
         }
         Ok(folded)
@@ -1075,7 +1108,7 @@ fn judge_people<S: Read>(
     let n = threads.threads.max(1);
     if n == 1 || work.len() < threads.from_people.max(2) {
         for w in work {
-            folded += judge_person(view, book, t, w.person, w.from, w.dates, w.today, now)?;
+            folded += judge_person(view, book, t, w.person, w.from, w.dates, w.today, now, None)?;
         }
         return Ok(folded);
     }
@@ -1093,7 +1126,7 @@ fn judge_people<S: Read>(
                     let mut folded = Folded::default();
                     for w in part {
                         folded += judge_person(
-                            &mut mine, book, t, w.person, w.from, w.dates, w.today, now,
+                            &mut mine, book, t, w.person, w.from, w.dates, w.today, now, None,
                         )?;
                     }
                     Ok((mine.into_changes(), folded))
@@ -1128,9 +1161,14 @@ fn judge_person<S: Read>(
     mut dates: BTreeSet<NaiveDate>,
     today: NaiveDate,
     now: DateTime<Utc>,
+    ending: Option<Month>,
 ) -> Result<Folded, StoreError> {
     let mut folded = Folded::default();
     let first = book.first_day(person);
+    // The days of a closed month (or of the one closing): all stored, begun or not,
+    // and judged as ended.
+    let closed =
+        |d: NaiveDate| book.closed_period(d).is_some() || ending.is_some_and(|m| d <= m.last_day());
     // A day stored past `today` (a person whose today was told by another zone when it
     // was made, e.g. before a transfer) is judged again, not dropped: days are never
     // taken back.
@@ -1151,22 +1189,34 @@ fn judge_person<S: Read>(
             {
                 if d >= from && view.get(&key::day(t, person, d))?.is_some() {
                     dates.insert(d);
-                    today = today.max(d);
+                    // (A closed month's days are all stored, begun or not: they tell
+                    // nothing of the person's today.)
+                    if !closed(d) {
+                        today = today.max(d);
+                    }
                 }
             }
         }
         if let Some(first) = first {
             let start = if from == ALL { first } else { from.max(first) };
-            dates.extend(start.iter_days().take_while(|d| *d <= today));
+            // A closed month has all its days, begun or not.
+            let through = book
+                .closed_periods()
+                .map(|c| c.month)
+                .chain(ending)
+                .map(|m| m.last_day())
+                .max()
+                .map_or(today, |closed| closed.max(today));
+            dates.extend(start.iter_days().take_while(|d| *d <= through));
         }
     }
     let beyond: Vec<NaiveDate> = dates.range(today + Duration::days(2)..).copied().collect();
     for d in beyond {
-        if view.get(&key::day(t, person, d))?.is_some() {
+        if !closed(d) && view.get(&key::day(t, person, d))?.is_some() {
             today = today.max(d);
         }
     }
-    dates.retain(|d| *d <= today + Duration::days(1));
+    dates.retain(|d| *d <= today + Duration::days(1) || closed(*d));
     if dates.is_empty() {
         return Ok(folded);
     }
@@ -1185,7 +1235,8 @@ fn judge_person<S: Read>(
     while let Some(date) = dates.pop_first() {
         let k = key::day(t, person, date);
         let old: Option<StoredDay> = view.get(&k)?.map(|b| decode(&b)).transpose()?;
-        let new = if date > today || first.is_none_or(|f| date < f) {
+        let begun = date <= today || closed(date);
+        let new = if !begun || first.is_none_or(|f| date < f) {
             None
         } else {
             match book.punch_window(person, date) {
@@ -1209,6 +1260,14 @@ fn judge_person<S: Read>(
                             .and_then(|d| d.late_out_s),
                     };
                     folded.judged += 1;
+                    // A closed month's days are final: judged as ended whatever this
+                    // worker's clock says, so what a later close carries of them does
+                    // not depend on when it was folded.
+                    let now = if closed(date) {
+                        now.max(month_over(Month::of(date)))
+                    } else {
+                        now
+                    };
                     match book.judge_day(person, date, &punches, late_out, Some(now)) {
                         DayOutcome::Judged {
                             department_id,
@@ -1284,12 +1343,22 @@ fn keep_closed<S: Read>(
     Ok(())
 }
 
+/// When every owned span of a month's days has ended, in any zone (a night shift's
+/// owns into the day after the next).
+fn month_over(month: Month) -> DateTime<Utc> {
+    time::at(
+        chrono_tz::UTC,
+        month.last_day() + Duration::days(3),
+        chrono::NaiveTime::MIN,
+    )
+}
+
 /// A month closes: every closed day of an earlier month that now differs from what
 /// payroll has is carried into it as an adjustment, and payroll has it from then on.
 fn carry_adjustments<S: Read>(
     view: &mut Through<'_, S>,
     t: &TenantId,
-    month: &schemas::ids::Month,
+    month: &Month,
     sequence: u64,
 ) -> Result<(), StoreError> {
     let (lo, hi) = key::closed_days(t, None);
@@ -1297,6 +1366,11 @@ fn carry_adjustments<S: Read>(
         let Some((person, date)) = key::parse_closed_day(&k) else {
             continue;
         };
+        if date >= month.first_day() {
+            // Only earlier months' days are carried (a stream may hold closes out of
+            // order, though the command refuses them).
+            continue;
+        }
         let mut closed: ClosedDay = decode(&bytes)?;
         let now: Option<StoredDay> = view
             .get(&key::day(t, &person, date))?

@@ -760,7 +760,11 @@ impl<S: Read> Scope<'_, S> {
                     })
                 };
                 let (summary, summary_label, day) = match &day {
-                    Some(d) => (SummaryOut::Day(d.summary), d.summary.label(), Some(day_out(d)?)),
+                    Some(d) => (
+                        SummaryOut::Day(d.summary),
+                        d.summary.label(),
+                        Some(day_out(d)?),
+                    ),
                     None if pending.is_some() => (SummaryOut::NoRule("none"), "无记录", None),
                     None => (SummaryOut::NoRule("no_rule"), "无规则", None),
                 };
@@ -877,7 +881,7 @@ impl<S: Read> Scope<'_, S> {
                     let a: Adjustment = decode(&b)?;
                     adjustments.push(AdjustmentRow::of(date, "carried", &a.before, &a.after));
                 }
-                            } else if self.book.open_period() == Some(period) {
+            } else if self.book.open_period() == Some(period) {
                 let (lo, hi) = key::closed_days(self.tenant, Some(&info.person_id));
                 for (k, b) in view.range(&lo, &hi)? {
                     let Some((_, date)) = key::parse_closed_day(&k) else {

@@ -6,8 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use crate::events::punches::Punch;
 use crate::ids::{
-    ApprovalId, BadgeNumber, CalibrationId, DeviceSn, Month, PersonId, RequestId, UserId,
-    ZoneName,
+    ApprovalId, BadgeNumber, CalibrationId, DeviceSn, Month, PersonId, RequestId, UserId, ZoneName,
 };
 
 domain_types! {
