@@ -849,7 +849,8 @@ impl<S: Read> Scope<'_, S> {
             let closed = self.book.closed_period(first);
             let mut adjustments = Vec::new();
             if closed.is_some() {
-                // The month as closed: its days as payroll has them.
+                // The month as it closed: its days as they were then (what changed
+                // since is listed where it was carried, or pending).
                 let (lo, hi) = key::closed_days_between(
                     self.tenant,
                     &info.person_id,
@@ -868,7 +869,7 @@ impl<S: Read> Scope<'_, S> {
                     if let Some(d) = &now {
                         month.remove(&d.totals);
                     }
-                    if let Some(d) = c.baseline() {
+                    if let Some(d) = &c.closed {
                         month.add(&d.totals);
                     }
                 }

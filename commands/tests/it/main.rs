@@ -3,6 +3,7 @@
 
 mod agreement;
 mod organisation;
+mod periods;
 mod requests;
 mod rules;
 mod schedules;

@@ -249,3 +249,209 @@ fn rejected_lines_are_dated_in_the_devices_zone() {
     assert_eq!(rows[0]["date"], serde_json::json!("2026-01-06"));
     assert_eq!(rows[0]["reason"], serde_json::json!("BeforeBinding"));
 }
+
+/// Payroll closes October; a backlog recorded afterwards completes a closed day. The
+/// day keeps its closed verdict with the change pending beside it, October's figures
+/// stay as closed, November lists the adjustment as pending, and closing November
+/// carries it (October still as closed).
+#[test]
+fn a_closed_month_keeps_its_figures_and_a_late_change_is_carried_into_the_next() {
+    use chrono::{NaiveTime, TimeZone};
+    use schemas::events::*;
+    use schemas::ids::*;
+    use schemas::{Actor, Event};
+
+    let tenant = TenantId::parse("acme").unwrap();
+    let zone = ZoneName::parse("Asia/Shanghai").unwrap();
+    let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let date = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    let recorded = |m, d, h| Utc.with_ymd_and_hms(2026, m, d, h, 0, 0).unwrap();
+    let envelope = |e: Event, at: DateTime<Utc>| {
+        Envelope::new(
+            tenant.clone(),
+            Actor::User {
+                user_id: "hr-wang".into(),
+            },
+            e,
+            at,
+        )
+    };
+    let punch = |day: NaiveDate, at: NaiveTime| -> Event {
+        let local = day.and_time(at);
+        PunchesRecorded {
+            sn: DeviceSn::new("GATE1"),
+            punches: vec![Punch::from_device(
+                DeviceSn::new("GATE1"),
+                BadgeNumber::new("7"),
+                local,
+                zone.clone(),
+                projections::time::instant(zone.tz(), local),
+            )],
+        }
+        .into()
+    };
+    let start = date(10, 26);
+    let section = Section {
+        on: hm(9, 0),
+        on_next_day: false,
+        off: hm(18, 0),
+        off_next_day: false,
+        on_window: PunchWindow::default(),
+        off_window: PunchWindow::default(),
+    };
+    let setup: Vec<Event> = vec![
+        DepartmentDefined {
+            department_id: DepartmentId::new("d"),
+            name: "Production".into(),
+            parent: None,
+        }
+        .into(),
+        PersonHired {
+            person_id: PersonId::new("li"),
+            name: "Li Wei".into(),
+            department_id: DepartmentId::new("d"),
+            hired_on: start,
+            badge_number: Some(BadgeNumber::new("7")),
+            title: None,
+        }
+        .into(),
+        RuleVersionDefined {
+            rule_id: RuleId::new("office"),
+            version: 1,
+            name: "Office".into(),
+            zone: zone.clone(),
+            effective_from: start,
+            kind: RuleKind::Fixed(FixedRule {
+                workdays: vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                ],
+                day: WorkDay {
+                    sections: vec![section],
+                    rests: Vec::new(),
+                    flex: Flex::None,
+                    late_out_late_in: Vec::new(),
+                    off_punch_required: true,
+                },
+            }),
+            options: RuleOptions::default(),
+        }
+        .into(),
+        RuleMembershipSet {
+            rule_id: RuleId::new("office"),
+            people: Vec::new(),
+            departments: vec![DepartmentId::new("d")],
+            excluded_people: Vec::new(),
+            effective_from: start,
+        }
+        .into(),
+    ];
+    let mut events: Vec<Envelope> = setup
+        .into_iter()
+        .map(|e| envelope(e, recorded(10, 25, 0)))
+        .collect();
+    // Friday 30 October: an on punch only, so far.
+    events.push(envelope(
+        punch(date(10, 30), hm(8, 55)),
+        recorded(10, 30, 1),
+    ));
+    events.push(envelope(
+        PeriodClosed {
+            month: Month::parse("2026-10").unwrap(),
+            note: Some("October payroll".into()),
+        }
+        .into(),
+        recorded(11, 2, 13),
+    ));
+    // The device's backlog arrives a week late: the off punch of the 30th.
+    events.push(envelope(punch(date(10, 30), hm(18, 5)), recorded(11, 6, 2)));
+
+    let ask = |events: &[Envelope], now: DateTime<Utc>| {
+        let (fold, store) = fold_at(events, now);
+        let scope = Scope {
+            tenant: &tenant,
+            book: fold.book(&tenant).unwrap(),
+            store: &store,
+            now,
+        };
+        let json = |rows: Vec<projections::query::Row>| -> Vec<serde_json::Value> {
+            rows.iter()
+                .map(|r| serde_json::from_str(r.get()).unwrap())
+                .collect()
+        };
+        let day = json(
+            scope
+                .daily(&DailyRequest {
+                    from: Some(date(10, 30)),
+                    to: Some(date(10, 30)),
+                    ..DailyRequest::default()
+                })
+                .unwrap()
+                .0,
+        )
+        .remove(0);
+        let month = |m: &str| {
+            json(
+                scope
+                    .monthly(&MonthlyRequest {
+                        month: Some(m.into()),
+                        ..MonthlyRequest::default()
+                    })
+                    .unwrap()
+                    .0,
+            )
+            .remove(0)
+        };
+        (day, month("2026-10"), month("2026-11"))
+    };
+
+    let (day, october, november) = ask(&events, recorded(11, 10, 0));
+    // The day as closed: a missing off punch; what it is now, pending beside it.
+    assert_eq!(day["summary"], "missing_punch", "{day:#}");
+    assert_eq!(day["closed"]["period"], "2026-10", "{day:#}");
+    assert_eq!(day["closed"]["pending"]["summary"], "normal", "{day:#}");
+    // October as closed: one day missing a punch, and no adjustment of its own.
+    assert_eq!(october["closed"]["note"], "October payroll", "{october:#}");
+    assert_eq!(
+        october["calibrated"]["missing_punch"]["count"], 1,
+        "{october:#}"
+    );
+    assert!(october.get("adjustments").is_none(), "{october:#}");
+    // November, the open period: the change to the 30th, pending.
+    let adjustments = november["adjustments"].as_array().expect("listed");
+    assert_eq!(adjustments.len(), 1, "{november:#}");
+    let a = &adjustments[0];
+    assert_eq!(a["date"], "2026-10-30");
+    assert_eq!(a["period"], "2026-10");
+    assert_eq!(a["state"], "pending");
+    assert_eq!(a["before"]["summary"], "missing_punch");
+    assert_eq!(a["after"]["summary"], "normal");
+    assert!(a["work_s_change"].as_i64().unwrap() > 0, "{a:#}");
+
+    // November closes: the adjustment is carried into it, and October is unchanged.
+    events.push(envelope(
+        PeriodClosed {
+            month: Month::parse("2026-11").unwrap(),
+            note: None,
+        }
+        .into(),
+        recorded(12, 2, 13),
+    ));
+    let (day, october_after, november) = ask(&events, recorded(12, 5, 0));
+    let figures = |m: &serde_json::Value| {
+        let mut m = m.clone();
+        m.as_object_mut().unwrap().remove("closed");
+        m
+    };
+    assert_eq!(figures(&october_after), figures(&october));
+    let adjustments = november["adjustments"].as_array().expect("carried");
+    assert_eq!(adjustments.len(), 1, "{november:#}");
+    assert_eq!(adjustments[0]["state"], "carried");
+    assert_eq!(adjustments[0]["after"]["summary"], "normal");
+    // Payroll has the day as it is now: nothing pending any more.
+    assert_eq!(day["closed"]["period"], "2026-10", "{day:#}");
+    assert!(day["closed"]["pending"].is_null(), "{day:#}");
+}
