@@ -346,7 +346,15 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             let (header, cells) = columns(kind, &rows);
             match format {
                 Format::Table => {
-                    let short: Vec<usize> = kind.table_columns(&header);
+                    let mut short: Vec<usize> = kind.table_columns(&header);
+                    // Columns only a closed month fills are shown where some row has one.
+                    for name in kind.when_filled() {
+                        if let Some(i) = header.iter().position(|h| h == name)
+                            && cells.iter().any(|row| !row[i].to_text().is_empty())
+                        {
+                            short.push(i);
+                        }
+                    }
                     let mut t = Table::new(
                         &short
                             .iter()
@@ -401,6 +409,15 @@ impl Kind {
             Kind::Devices => "设备",
             Kind::People => "人员",
             Kind::Explain | Kind::Diff => "说明",
+        }
+    }
+
+    /// Columns a terminal table adds when some row fills them.
+    fn when_filled(self) -> &'static [&'static str] {
+        match self {
+            Kind::Daily | Kind::AsOf => &["closed period", "pending adjustment"],
+            Kind::Monthly => &["closed at", "adjustments", "work adjustment (s)"],
+            _ => &[],
         }
     }
 
@@ -688,6 +705,20 @@ fn columns(kind: Kind, rows: &[Value]) -> (Vec<String>, Vec<Vec<Cell>>) {
                     num(&d["overtime"]["seconds"]),
                 );
                 col(&mut h, &mut c, "in progress", text(&d["in_progress"]));
+                // A day of a month closed for payroll: the row is the day as payroll has
+                // it; a change since is the pending adjustment.
+                col(
+                    &mut h,
+                    &mut c,
+                    "closed period",
+                    text(&r["closed"]["period"]),
+                );
+                col(
+                    &mut h,
+                    &mut c,
+                    "pending adjustment",
+                    text(&r["closed"]["pending"]["summary_label"]),
+                );
             }
             Kind::Monthly => {
                 col(&mut h, &mut c, "month", text(&r["month"]));
@@ -757,6 +788,42 @@ fn columns(kind: Kind, rows: &[Value]) -> (Vec<String>, Vec<Vec<Cell>>) {
                     col(&mut h, &mut c, &format!("{name} (s)"), num(&r[key]));
                     col(&mut h, &mut c, name, readable(&r[key]));
                 }
+                // A closed month's figures are the month as it closed; its adjustments
+                // are earlier closed days carried into it, or (the open month) those
+                // the next close will carry.
+                col(&mut h, &mut c, "closed at", text(&r["closed"]["closed_at"]));
+                let adjustments = r["adjustments"].as_array().map_or(&[][..], Vec::as_slice);
+                let state = |a: &Value| a["state"].as_str().unwrap_or("").to_owned();
+                let listed: Vec<String> = adjustments
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} {}→{} ({})",
+                            a["date"].as_str().unwrap_or(""),
+                            a["before"]["summary_label"].as_str().unwrap_or("无"),
+                            a["after"]["summary_label"].as_str().unwrap_or("无"),
+                            state(a)
+                        )
+                    })
+                    .collect();
+                col(&mut h, &mut c, "adjustments", Cell::Text(listed.join("; ")));
+                let work: i64 = adjustments
+                    .iter()
+                    .filter_map(|a| a["work_s_change"].as_i64())
+                    .sum();
+                let overtime: i64 = adjustments
+                    .iter()
+                    .filter_map(|a| a["overtime_s_change"].as_i64())
+                    .sum();
+                let sum = |n: i64| {
+                    if adjustments.is_empty() {
+                        Cell::Empty
+                    } else {
+                        num(&json!(n))
+                    }
+                };
+                col(&mut h, &mut c, "work adjustment (s)", sum(work));
+                col(&mut h, &mut c, "overtime adjustment (s)", sum(overtime));
             }
             Kind::Raw => {
                 col(&mut h, &mut c, "date", text(&r["date"]));

@@ -45,7 +45,7 @@ use crate::views::{
 pub const VIEWS: [&str; 5] = ["daily", "monthly", "raw", "devices", "people"];
 
 /// Bumped whenever what the fold writes changes: a store of another version is rebuilt.
-pub const PROJECTION_VERSION: u32 = 6;
+pub const PROJECTION_VERSION: u32 = 7;
 
 /// Every date of a person's history.
 const ALL: NaiveDate = NaiveDate::MIN;
