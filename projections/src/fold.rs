@@ -62,6 +62,10 @@ struct Tenant {
     book: Book,
     meta: Option<TenantMeta>,
     zones: Option<Zones>,
+    /// Each person's zone when days were last materialised (`None` after a restart):
+    /// a person whose zone has changed since was materialised through their old zone's
+    /// date, not their new one's.
+    settled: Option<HashMap<PersonId, chrono_tz::Tz>>,
 }
 
 /// Everyone's zone around a date, as of a book revision: (date, revision, zones).
@@ -79,6 +83,7 @@ impl Tenant {
             book: Book::new(),
             meta: None,
             zones: None,
+            settled: None,
         }
     }
 
@@ -591,15 +596,24 @@ impl Fold {
         // Nothing dirty, nothing closed, no zone's date moved on, and people's todays
         // told by the same zones as when the dates were written: nothing to judge.
         tenant.zones(horizon.date_naive());
-        let zones_now = &tenant.zones.as_ref().expect("just computed").3;
+        let (_, _, zones_now, names_now) = tenant.zones.as_ref().expect("just computed");
+        let unmoved = |p: &PersonId, z: &chrono_tz::Tz| {
+            tenant.settled.as_ref().is_some_and(|s| s.get(p) == Some(z))
+        };
+        let same_zones = tenant
+            .settled
+            .as_ref()
+            .is_some_and(|s| s.len() == zones_now.len())
+            && zones_now.iter().all(|(p, z)| unmoved(p, z));
         let quiet = tenant.meta.is_some()
+            && same_zones
             && dirty.people.is_empty()
             && !meta.through.is_empty()
             && meta.through.iter().all(|(zone, date)| {
                 zone.parse::<chrono_tz::Tz>()
                     .is_ok_and(|tz| time::local(tz, horizon).date() <= *date)
             })
-            && zones_now
+            && names_now
                 .iter()
                 .copied()
                 .eq(meta.through.keys().map(String::as_str));
@@ -614,6 +628,9 @@ impl Fold {
         let zones = &tenant.zones.as_ref().expect("computed above").2;
         // (the zone's date before, its today) for each zone met.
         let mut todays: HashMap<chrono_tz::Tz, (Option<NaiveDate>, NaiveDate)> = HashMap::new();
+        // A person whose zone changed since the last time (or is not known, after a
+        // restart) has days through the earliest zone's date at least.
+        let floor = meta.through.values().min().copied();
         for (person, zone) in zones {
             let (before, today) = *todays.entry(*zone).or_insert_with(|| {
                 let before = meta.through.get(zone.name()).copied();
@@ -623,6 +640,10 @@ impl Fold {
                 through.insert(zone.name().to_owned(), today);
                 (before, today)
             });
+            let before = match (before, floor) {
+                (Some(b), Some(f)) if !unmoved(person, zone) => Some(b.min(f)),
+                (b, _) => b,
+            };
             let from = match before {
                 None => Some(ALL),
                 Some(b) if b < today => Some(b + Duration::days(1)),
@@ -645,6 +666,7 @@ impl Fold {
             });
         }
         let folded = judge_people(view, book, tenant_id, work, now, self.threads)?;
+        tenant.settled = Some(zones.iter().cloned().collect());
         let meta = TenantMeta { through };
         view.put(key::tenant(tenant_id), encode(&meta))?;
         tenant.meta = Some(meta);
