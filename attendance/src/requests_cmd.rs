@@ -134,7 +134,8 @@ pub struct CalibrateArgs {
     person: String,
     #[arg(long)]
     date: NaiveDate,
-    /// A slot instead of the whole day: SECTION:on or SECTION:off (e.g. 1:on).
+    /// A slot instead of the whole day: SECTION:on or SECTION:off, sections counted from
+    /// 1 (1:on is the first on punch, 2:off the second section's off punch).
     #[arg(long)]
     slot: Option<String>,
     #[arg(long, value_enum)]
@@ -236,9 +237,12 @@ pub async fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
             let (section, end) = s
                 .split_once(':')
                 .ok_or_else(|| bad(format!("--slot {s:?}: SECTION:on or SECTION:off")))?;
+            // Counted from 1 here, as a report shows sections; the event counts from 0.
             let section: u8 = section
-                .parse()
-                .map_err(|_| bad(format!("--slot {s:?}: the section is a number")))?;
+                .parse::<u8>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .ok_or_else(|| bad(format!("--slot {s:?}: the section is 1, 2 or 3")))?;
             let end = match end {
                 "on" => SlotEnd::On,
                 "off" => SlotEnd::Off,

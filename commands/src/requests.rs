@@ -481,11 +481,12 @@ impl Command for RequestCommand {
                 }
                 s.employed(person_id, *date)?;
                 let reason = reason_required(reason)?;
+                // The event's index, from 0 (a day has at most three sections).
                 if let CalibrationTarget::Slot { section, .. } = target
-                    && !(1..=3).contains(section)
+                    && *section > 2
                 {
                     return Err(Rejection::Invalid(format!(
-                        "section {section}: a day has sections 1 to 3"
+                        "section {section}: a slot's section is counted from 0 (the first) to 2 (the third)"
                     )));
                 }
                 let replaces = s

@@ -269,3 +269,52 @@ async fn leave_and_calibrations_are_stored_and_a_recalibration_names_what_it_rep
         ]
     );
 }
+
+/// A slot calibration names the slot the judge reads: the first section's on punch of a
+/// day nobody punched turns from absent to calibrated, its off punch stays missing.
+#[tokio::test]
+async fn a_slot_calibration_reaches_the_slot_it_names() {
+    let w = world().await;
+    setup(&w).await;
+    let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let slot = |id: &str, section| RequestCommand::Calibrate {
+        calibration_id: id.into(),
+        person_id: "p1".into(),
+        date,
+        target: CalibrationTarget::Slot {
+            section,
+            end: schemas::events::SlotEnd::On,
+        },
+        status: AttendanceStatus::Normal,
+        reason: "the reader was broken".into(),
+    };
+    let beyond = ask(&w, "s3", slot("cal-3", 3)).await.unwrap_err();
+    assert!(
+        matches!(&beyond, CommandError::Refused(Rejection::Invalid(r)) if r.contains("from 0")),
+        "{beyond}"
+    );
+    ask(&w, "s0", slot("cal-1", 0)).await.unwrap();
+
+    let mut book = projections::book::Book::new();
+    for (sequence, e) in stream(&w).await {
+        book.apply(sequence, &e);
+    }
+    let rows = book.daily(&projections::book::DailyQuery {
+        people: vec!["p1".into()],
+        from: Some(date),
+        to: Some(date),
+        now: Some("2026-12-04T12:00:00Z".parse().unwrap()),
+        ..Default::default()
+    });
+    let day = serde_json::to_value(&rows[0].day).unwrap();
+    assert_eq!(
+        day["original"]["status"],
+        serde_json::json!(["absent"]),
+        "{day}"
+    );
+    assert_eq!(
+        day["calibrated"]["status"],
+        serde_json::json!(["missing_punch"]),
+        "{day}"
+    );
+}
