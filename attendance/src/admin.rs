@@ -272,6 +272,10 @@ pub enum DeviceCommand {
     Retry(RetryArgs),
     /// Ask the device to send a range of its records again (re-upload attendance data).
     Reupload(ReuploadArgs),
+    /// Import a device's own export from its USB stick (`<SN>_attlog.dat`), for a device
+    /// that was offline: records count once whether uploaded, imported, or both, so
+    /// importing a file again adds nothing; bad lines are rejected alone and counted.
+    Import(ImportArgs),
     /// Who the device holds (可用范围): people and departments, with exclusions. The
     /// device's roster follows: people entering the scope are pushed to it, people
     /// leaving it are deleted, and later hires, renames and removals follow too.
@@ -342,6 +346,16 @@ pub struct ReuploadArgs {
     /// Last day to send again, inclusive.
     #[arg(long)]
     to: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The export: ATTLOG lines as the device writes them (badge number, local time,
+    /// state, verify mode, ... separated by TABs).
+    #[arg(long)]
+    file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -517,6 +531,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             print_changes(changes.iter().map(|c| (&sn, c)));
             ledger.drain().await?;
         }
+        DeviceCommand::Import(args) => import_export(args).await?,
         DeviceCommand::Reupload(args) => {
             let (ledger, tenant, actor) = open(&args.common).await?;
             let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
@@ -561,6 +576,71 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             ledger.drain().await?;
         }
     }
+    Ok(())
+}
+
+/// Imports a device's USB export in pieces, each stored before the next is read.
+async fn import_export(args: ImportArgs) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let (ledger, tenant, actor) = open(&args.common).await?;
+    let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+    let binding = match admin::lookup(&ledger, &sn).await? {
+        Some(binding) if binding.tenant == tenant => binding,
+        _ => return Err(admin::AdminError::from(admin::Refusal::NotBound(sn)).into()),
+    };
+    let bytes = std::fs::read(&args.file).map_err(|e| {
+        ledger::LedgerError::Rejected(format!("--file {}: {e}", args.file.display()))
+    })?;
+    // Exports are ASCII; a stray byte spoils its line only, which is then rejected.
+    let text = String::from_utf8_lossy(&bytes);
+    // What the ledger holds of this device already (direct gets: nothing is left on
+    // the server).
+    let subject = ledger.partitions().event_subject(
+        &tenant,
+        &schemas::events::Aggregate {
+            kind: schemas::events::AggregateKind::Punches,
+            id: sn.as_str().to_owned(),
+        },
+    );
+    let mut held = gateway::ingest::Held::default();
+    let mut stored = ledger
+        .read(&tenant, ledger::ReadFrom::only(subject))
+        .await?;
+    while let Some(recorded) = stored.next().await {
+        held.of(&recorded?.envelope.event);
+    }
+    let now = Utc::now();
+    let mut found = gateway::ingest::Imported::default();
+    let lines: Vec<&str> = gateway::protocol::attlog::lines(&text).collect();
+    for piece in lines.chunks(gateway::ingest::LINES_PER_PIECE) {
+        let body = piece.join("\n");
+        let (events, f) =
+            gateway::ingest::import_events(&binding, &body, &mut held, actor.clone(), now);
+        ledger.append_many(&events).await?;
+        found += f;
+    }
+    let rejected: usize = found.rejected.values().sum();
+    println!(
+        "imported {} punches from {} for {sn} ({} already stored; {rejected} lines rejected{}, {} of them stored before)",
+        found.punches,
+        args.file.display(),
+        found.held,
+        if found.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ": {}",
+                found
+                    .rejected
+                    .iter()
+                    .map(|(reason, n)| format!("{n} {reason}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        found.rejected_held
+    );
+    ledger.drain().await?;
     Ok(())
 }
 

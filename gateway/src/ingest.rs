@@ -211,10 +211,108 @@ pub fn upload_events(binding: &Binding, upload: &Upload, now: DateTime<Utc>) -> 
     let actor = Actor::Device {
         sn: binding.sn.clone(),
     };
+    events_of(binding, upload, "upload", actor, now)
+}
+
+/// What the ledger already holds of one device's records: the punch ids and the
+/// rejected lines on its punch subject.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub punches: std::collections::HashSet<schemas::ids::PunchId>,
+    pub rejected: std::collections::HashSet<String>,
+}
+
+impl Held {
+    pub fn of(&mut self, event: &schemas::Event) {
+        match event {
+            schemas::Event::PunchesRecorded(e) => {
+                self.punches.extend(e.punches.iter().map(|p| p.punch_id));
+            }
+            schemas::Event::PunchRecorded(e) => {
+                self.punches.insert(e.punch.punch_id);
+            }
+            schemas::Event::DeviceRecordRejected(e) => {
+                self.rejected.insert(e.raw.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What an import found in a piece of a device's export.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// Punches new to the ledger.
+    pub punches: usize,
+    /// Punches the ledger held already (uploaded, imported before, or twice in the file).
+    pub held: usize,
+    /// Lines rejected, by reason.
+    pub rejected: std::collections::BTreeMap<String, usize>,
+    /// Of those, lines the ledger held already (or met earlier in the file): not
+    /// stored again.
+    pub rejected_held: usize,
+}
+
+impl std::ops::AddAssign for Imported {
+    fn add_assign(&mut self, other: Self) {
+        self.punches += other.punches;
+        self.held += other.held;
+        for (reason, n) in other.rejected {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+        self.rejected_held += other.rejected_held;
+    }
+}
+
+/// A device's own export (`<SN>_attlog.dat` from its USB stick: the ATTLOG lines it
+/// keeps) as events: every line judged as an upload of it would be, with the same punch
+/// identities (SN, badge number, local time), marked as imported and recorded by the
+/// administrator who brought it, less what `held` already holds, which grows with
+/// what is imported. So an export imported again, or one whose records the device
+/// uploaded meanwhile, adds nothing.
+pub fn import_events(
+    binding: &Binding,
+    body: &str,
+    held: &mut Held,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> (Vec<Envelope>, Imported) {
+    let mut upload = read_attlog(binding, body, now);
+    let mut found = Imported::default();
+    upload.punches.retain(|p| {
+        let new = held.punches.insert(p.punch_id);
+        if new {
+            found.punches += 1;
+        } else {
+            found.held += 1;
+        }
+        new
+    });
+    for p in &mut upload.punches {
+        p.source = schemas::events::PunchSource::Import;
+    }
+    upload.rejected.retain(|r| {
+        *found.rejected.entry(format!("{:?}", r.reason)).or_default() += 1;
+        let new = held.rejected.insert(r.raw.clone());
+        if !new {
+            found.rejected_held += 1;
+        }
+        new
+    });
+    (events_of(binding, &upload, "import", actor, now), found)
+}
+
+fn events_of(
+    binding: &Binding,
+    upload: &Upload,
+    how: &str,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Vec<Envelope> {
     let mut events = Vec::with_capacity(1 + upload.rejected.len());
     for punches in upload.punches.chunks(MAX_PUNCHES_PER_EVENT) {
         let ids: Vec<String> = punches.iter().map(|p| p.punch_id.to_string()).collect();
-        let mut parts = vec!["upload", binding.tenant.as_str(), binding.sn.as_str()];
+        let mut parts = vec![how, binding.tenant.as_str(), binding.sn.as_str()];
         parts.extend(ids.iter().map(String::as_str));
         let occurred = punches.iter().map(|p| p.instant).max().unwrap_or(now);
         events.push(
@@ -332,6 +430,52 @@ mod tests {
             upload.punches[0].instant.to_rfc3339(),
             "2021-11-07T05:30:00+00:00"
         );
+    }
+
+    #[test]
+    fn an_export_imports_what_the_ledger_lacks_with_the_upload_punch_ids() {
+        let body = "1\t2020-09-30 10:10:37\t1\t0\t1\t0\n\
+                    1\t2000-01-01 00:00:12\t1\t0\t1\t0\n\
+                    2\t2020-09-30 10:11:00\t1\t0\t1\t0\n\
+                    2\t2020-09-30 10:11:00\t1\t0\t1\t0\n";
+        let admin = Actor::User {
+            user_id: "hr".into(),
+        };
+        // The device uploaded its first record before it went offline.
+        let mut held = Held::default();
+        let uploaded = upload_events(
+            &binding(),
+            &read_attlog(&binding(), body.lines().next().unwrap(), now()),
+            now(),
+        );
+        for e in &uploaded {
+            held.of(&e.event);
+        }
+        let (events, found) = import_events(&binding(), body, &mut held, admin.clone(), now());
+        assert_eq!(
+            found,
+            Imported {
+                punches: 1,
+                held: 2,
+                rejected: [("BeforeBinding".to_owned(), 1)].into(),
+                rejected_held: 0,
+            }
+        );
+        let Some(schemas::Event::PunchesRecorded(p)) = events.first().map(|e| &e.event) else {
+            panic!("a punch event first: {events:?}");
+        };
+        assert_eq!(p.punches.len(), 1);
+        assert_eq!(p.punches[0].source, schemas::events::PunchSource::Import);
+        let upload = read_attlog(&binding(), body, now());
+        assert_eq!(p.punches[0].punch_id, upload.punches[1].punch_id);
+        assert_eq!(events[0].actor, admin);
+        assert_eq!(events.len(), 2, "one punch event, one rejected line");
+
+        // Imported again: nothing.
+        let (again, found) = import_events(&binding(), body, &mut held, admin, now());
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!((found.punches, found.held, found.rejected_held), (0, 3, 1));
+        assert_eq!(found.rejected, [("BeforeBinding".to_owned(), 1)].into());
     }
 }
 

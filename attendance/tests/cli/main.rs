@@ -336,6 +336,101 @@ fn a_device_bound_to_one_tenant_cannot_be_bound_by_another() {
     up.interrupt();
 }
 
+/// A device that was offline is read from its USB export: every good record stored
+/// once, bad lines rejected alone and counted, and the same file again adds nothing.
+#[test]
+fn a_usb_export_is_imported_once_and_its_bad_lines_alone_are_rejected() {
+    let mut up = Up::start();
+    let export = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../gateway/testdata/real-devices/caoka_1_attlog.dat");
+    let export = export.to_str().unwrap();
+    let device = |verb: &str, extra: &[&str]| {
+        let mut args = vec![
+            "admin", "device", verb, "--nats", &up.url, "--tenant", "acme", "--sn", "CAOKA1",
+        ];
+        args.extend_from_slice(extra);
+        attendance(&args)
+    };
+    let unknown = device("import", &["--file", export]);
+    assert_eq!(unknown.status.code(), Some(65), "an unbound SN is refused");
+    let events = |up: &Up| {
+        stdout(&attendance(&[
+            "events", "tail", "--nats", &up.url, "--tenant", "acme",
+        ]))
+        .lines()
+        .count()
+    };
+    assert_eq!(events(&up), 0, "a refused import writes nothing");
+
+    let bind = device(
+        "bind",
+        &[
+            "--name",
+            "Workshop",
+            "--zone",
+            "Asia/Shanghai",
+            "--records-from",
+            "2019-01-01",
+        ],
+    );
+    assert!(
+        bind.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bind.stderr)
+    );
+    let first = device("import", &["--file", export]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = stdout(&first);
+    // The file's 10,943 lines: punches, exact duplicates, and corrupted or
+    // clock-reset lines, each counted.
+    let number = |after: &str| -> usize {
+        let at = said
+            .find(after)
+            .unwrap_or_else(|| panic!("{after:?} in {said}"));
+        said[..at]
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let punches = number(" punches from");
+    let duplicates = number(" already stored");
+    let rejected = number(" lines rejected");
+    assert!(punches > 10_000, "{said}");
+    assert_eq!(duplicates, 0, "{said}");
+    assert!(rejected > 0, "{said}");
+    // Repeated corrupted lines are rejected lines like any other, stored once.
+    assert!(number(" of them stored before") > 0, "{said}");
+    assert_eq!(
+        punches + duplicates + rejected,
+        10_943,
+        "every line answered for: {said}"
+    );
+    let stored = events(&up);
+
+    let again = device("import", &["--file", export]);
+    assert!(again.status.success());
+    assert!(
+        stdout(&again).starts_with("imported 0 punches"),
+        "{}",
+        stdout(&again)
+    );
+    assert!(
+        stdout(&again).contains(&format!(
+            "({punches} already stored; {rejected} lines rejected"
+        )),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(events(&up), stored, "the same file again adds nothing");
+    up.interrupt();
+}
+
 /// Defines departments of tenant `acme` through the CLI, as an administrator would
 /// before hiring into them.
 fn define_departments(url: &str, ids: &[&str]) {
