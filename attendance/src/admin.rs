@@ -276,6 +276,11 @@ pub enum DeviceCommand {
     /// that was offline: records count once whether uploaded, imported, or both, so
     /// importing a file again adds nothing; bad lines are rejected alone and counted.
     Import(ImportArgs),
+    /// What a person may do on the device: user (punch only), registrar (enrol and
+    /// delete people) or admin (everything, the device's menu included). The person must
+    /// be in the device's scope; the device is sent the change, and later pushes of the
+    /// person keep it.
+    Privilege(PrivilegeArgs),
     /// Who the device holds (可用范围): people and departments, with exclusions. The
     /// device's roster follows: people entering the scope are pushed to it, people
     /// leaving it are deleted, and later hires, renames and removals follow too.
@@ -346,6 +351,24 @@ pub struct ReuploadArgs {
     /// Last day to send again, inclusive.
     #[arg(long)]
     to: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct PrivilegeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The person's id.
+    #[arg(long)]
+    person: String,
+    #[arg(long, value_enum)]
+    privilege: Privilege,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Privilege {
+    User,
+    Registrar,
+    Admin,
 }
 
 #[derive(Debug, Args)]
@@ -532,6 +555,29 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             ledger.drain().await?;
         }
         DeviceCommand::Import(args) => import_export(args).await?,
+        DeviceCommand::Privilege(args) => {
+            let (ledger, tenant, actor) = open(&args.common).await?;
+            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+            let privilege = match args.privilege {
+                Privilege::User => schemas::events::DevicePrivilege::User,
+                Privilege::Registrar => schemas::events::DevicePrivilege::Registrar,
+                Privilege::Admin => schemas::events::DevicePrivilege::Admin,
+            };
+            let person = schemas::ids::PersonId::from(args.person.trim());
+            let changes = gateway::roster::set_privilege(
+                &ledger,
+                &tenant,
+                &sn,
+                &person,
+                privilege,
+                actor,
+                Utc::now(),
+            )
+            .await?;
+            println!("{person} is {privilege:?} on {sn}");
+            print_changes(changes.iter().map(|c| (&sn, c)));
+            ledger.drain().await?;
+        }
         DeviceCommand::Reupload(args) => {
             let (ledger, tenant, actor) = open(&args.common).await?;
             let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
@@ -847,7 +893,10 @@ fn print_changes<'a>(
                 person,
                 badge,
                 name,
-            } => println!("  {sn}: queued DATA UPDATE USERINFO PIN={badge} ({person}, {name})"),
+                privilege,
+            } => println!(
+                "  {sn}: queued DATA UPDATE USERINFO PIN={badge} ({person}, {name}, {privilege:?})"
+            ),
             Change::Remove { person, badge } => {
                 println!("  {sn}: queued DATA DELETE USERINFO PIN={badge} ({person})");
             }

@@ -33,6 +33,13 @@ pub enum Refusal {
     UnknownCommand(u64),
     #[error("command {id} cannot be retried: it is {state}")]
     NotRetryable { id: u64, state: String },
+    #[error(
+        "person {person} is not in the scope of device {sn}: set the device's scope to include them first"
+    )]
+    OutOfScope {
+        person: schemas::ids::PersonId,
+        sn: DeviceSn,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

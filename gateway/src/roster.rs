@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use schemas::events::{
-    DeviceCommand, DevicePrivilege, DeviceScopeSet, LeavingScope, RosterMemberPushed,
-    RosterMemberRemoved,
+    DeviceCommand, DevicePrivilege, DevicePrivilegeSet, DeviceScopeSet, LeavingScope,
+    RosterMemberPushed, RosterMemberRemoved,
 };
 use schemas::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId};
 use schemas::{Actor, Envelope, Event};
@@ -19,12 +19,14 @@ use schemas::{Actor, Envelope, Event};
 use crate::admin::{AdminError, Refusal};
 use commands::organisation::Organisation as Roster;
 
-/// What a device was sent, per person: the badge number and name it holds them under.
+/// What a device was sent, per person: the badge number, name and privilege it holds
+/// them under; and the privileges administrators gave (user unless said otherwise).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeviceRoster {
     pub bound: bool,
     pub scope: Option<DeviceScopeSet>,
-    pub members: BTreeMap<PersonId, (BadgeNumber, String)>,
+    pub members: BTreeMap<PersonId, (BadgeNumber, String, DevicePrivilege)>,
+    pub privileges: BTreeMap<PersonId, DevicePrivilege>,
 }
 
 /// A tenant's people, departments and devices, as far as rosters are concerned.
@@ -43,6 +45,7 @@ pub enum Change {
         person: PersonId,
         badge: BadgeNumber,
         name: String,
+        privilege: DevicePrivilege,
     },
     Remove {
         person: PersonId,
@@ -78,14 +81,21 @@ impl Rosters {
                     .members
                     .insert(
                         e.person_id.clone(),
-                        (e.badge_number.clone(), e.name.clone()),
+                        (e.badge_number.clone(), e.name.clone(), e.privilege),
                     );
+            }
+            Event::DevicePrivilegeSet(e) => {
+                self.devices
+                    .entry(e.sn.clone())
+                    .or_default()
+                    .privileges
+                    .insert(e.person_id.clone(), e.privilege);
             }
             Event::RosterMemberRemoved(e) => {
                 let device = self.devices.entry(e.sn.clone()).or_default();
                 device
                     .members
-                    .retain(|_, (badge, _)| badge != &e.badge_number);
+                    .retain(|_, (badge, _, _)| badge != &e.badge_number);
             }
             _ => {}
         }
@@ -139,17 +149,24 @@ pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
     let Some(scope) = device.scope.as_ref().filter(|_| device.bound) else {
         return Vec::new();
     };
-    let wanted: BTreeMap<&PersonId, (&BadgeNumber, &str)> = rosters
+    let privilege = |p: &PersonId| {
+        device
+            .privileges
+            .get(p)
+            .copied()
+            .unwrap_or(DevicePrivilege::User)
+    };
+    let wanted: BTreeMap<&PersonId, (&BadgeNumber, &str, DevicePrivilege)> = rosters
         .people
         .people
         .iter()
         .filter(|(id, p)| p.left_on.is_none() && rosters.admits(scope, id, &p.department))
-        .filter_map(|(id, p)| Some((id, (p.badge.as_ref()?, p.name.as_str()))))
+        .filter_map(|(id, p)| Some((id, (p.badge.as_ref()?, p.name.as_str(), privilege(id)))))
         .collect();
     let mut removals = Vec::new();
     let mut pushes = Vec::new();
-    for (person, (badge, _)) in &device.members {
-        let stays = wanted.get(person).is_some_and(|(b, _)| *b == badge);
+    for (person, (badge, _, _)) in &device.members {
+        let stays = wanted.get(person).is_some_and(|(b, _, _)| *b == badge);
         if !stays {
             removals.push(Change::Remove {
                 person: person.clone(),
@@ -157,13 +174,14 @@ pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
             });
         }
     }
-    for (person, (badge, name)) in wanted {
+    for (person, (badge, name, privilege)) in wanted {
         let sent = device.members.get(person);
-        if sent.is_none_or(|(b, n)| b != badge || n != name) {
+        if sent.is_none_or(|(b, n, p)| b != badge || n != name || *p != privilege) {
             pushes.push(Change::Push {
                 person: person.clone(),
                 badge: badge.clone(),
                 name: name.to_owned(),
+                privilege,
             });
         }
     }
@@ -216,6 +234,60 @@ pub fn decide_scope(
         excluded_departments: scope.excluded_departments.clone(),
         on_leaving_scope: LeavingScope::Delete,
     })
+}
+
+/// Checks a privilege for a person on a device: the device is bound here and has a
+/// scope, and the person is someone its scope admits (a privilege is for the roster the
+/// ledger manages; a device's own enrolments are its own).
+pub fn decide_privilege(
+    rosters: &Rosters,
+    sn: &DeviceSn,
+    person: &PersonId,
+    privilege: DevicePrivilege,
+) -> Result<DevicePrivilegeSet, AdminError> {
+    let device = rosters
+        .devices
+        .get(sn)
+        .filter(|d| d.bound)
+        .ok_or_else(|| Refusal::NotBound(sn.clone()))?;
+    let Some(p) = rosters.people.people.get(person) else {
+        return Err(Refusal::UnknownPerson(person.clone()).into());
+    };
+    let admitted = device
+        .scope
+        .as_ref()
+        .is_some_and(|scope| p.left_on.is_none() && rosters.admits(scope, person, &p.department));
+    if !admitted {
+        return Err(Refusal::OutOfScope {
+            person: person.clone(),
+            sn: sn.clone(),
+        }
+        .into());
+    }
+    Ok(DevicePrivilegeSet {
+        sn: sn.clone(),
+        person_id: person.clone(),
+        privilege,
+    })
+}
+
+/// Gives a person a privilege on a device (user, registrar, admin), then sends it.
+pub async fn set_privilege(
+    ledger: &ledger::Ledger,
+    tenant: &TenantId,
+    sn: &DeviceSn,
+    person: &PersonId,
+    privilege: DevicePrivilege,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<Change>, AdminError> {
+    let rosters = load(ledger, tenant).await?;
+    let set = decide_privilege(&rosters, sn, person, privilege)?;
+    let envelope = Envelope::new(tenant.clone(), actor.clone(), set, now);
+    ledger.append(&envelope, ledger::Expected::Any).await?;
+    let mut changes = sync(ledger, tenant, actor, now).await?;
+    changes.retain(|(device, _)| device == sn);
+    Ok(changes.into_iter().map(|(_, c)| c).collect())
 }
 
 /// The tenant's rosters as the ledger has them.
@@ -276,11 +348,12 @@ pub async fn sync(
                     person,
                     badge,
                     name,
+                    privilege,
                 } => (
                     DeviceCommand::UpdateUser {
                         badge_number: badge.clone(),
                         name: name.clone(),
-                        privilege: DevicePrivilege::User,
+                        privilege: *privilege,
                         card: None,
                     },
                     RosterMemberPushed {
@@ -288,7 +361,7 @@ pub async fn sync(
                         person_id: person.clone(),
                         badge_number: badge.clone(),
                         name: name.clone(),
-                        privilege: DevicePrivilege::User,
+                        privilege: *privilege,
                     }
                     .into(),
                 ),
@@ -385,12 +458,13 @@ mod tests {
                     person,
                     badge,
                     name,
+                    privilege,
                 } => RosterMemberPushed {
                     sn: sn(),
                     person_id: person.clone(),
                     badge_number: badge.clone(),
                     name: name.clone(),
-                    privilege: DevicePrivilege::User,
+                    privilege: *privilege,
                 }
                 .into(),
                 Change::Remove { person, badge } => RosterMemberRemoved {
@@ -474,7 +548,8 @@ mod tests {
                 Change::Push {
                     person: PersonId::from("p-1"),
                     badge: BadgeNumber::from("11"),
-                    name: "Renamed".into()
+                    name: "Renamed".into(),
+                    privilege: DevicePrivilege::User,
                 }
             ],
             "the old number goes first"
@@ -500,6 +575,70 @@ mod tests {
             .into(),
         );
         assert_eq!(pushed(&settle(&mut r)), ["-"], "moved out of scope");
+    }
+
+    #[test]
+    fn a_privilege_is_sent_with_the_person_and_kept_across_renames() {
+        let mut r = scope(
+            &world(),
+            Scope {
+                departments: vec![DepartmentId::from("d-ops")],
+                ..Scope::default()
+            },
+        );
+        settle(&mut r);
+        let out = decide_privilege(&r, &sn(), &PersonId::from("p-3"), DevicePrivilege::Admin);
+        assert_eq!(
+            out.unwrap_err().to_string(),
+            "person p-3 is not in the scope of device CQZ1: set the device's scope to include them first"
+        );
+        let set = decide_privilege(
+            &r,
+            &sn(),
+            &PersonId::from("p-1"),
+            DevicePrivilege::Registrar,
+        )
+        .unwrap();
+        r.apply(&set.into());
+        let push = |privilege| {
+            vec![Change::Push {
+                person: PersonId::from("p-1"),
+                badge: BadgeNumber::from("1"),
+                name: "Name p-1".into(),
+                privilege,
+            }]
+        };
+        assert_eq!(settle(&mut r), push(DevicePrivilege::Registrar));
+        assert!(settle(&mut r).is_empty());
+        r.apply(
+            &PersonUpdated {
+                person_id: PersonId::from("p-1"),
+                name: Some("Renamed".into()),
+                department_id: None,
+                title: None,
+            }
+            .into(),
+        );
+        let renamed = settle(&mut r);
+        assert!(
+            matches!(
+                &renamed[..],
+                [Change::Push {
+                    privilege: DevicePrivilege::Registrar,
+                    ..
+                }]
+            ),
+            "{renamed:?}"
+        );
+        let back = decide_privilege(&r, &sn(), &PersonId::from("p-1"), DevicePrivilege::User);
+        r.apply(&back.unwrap().into());
+        assert!(matches!(
+            &settle(&mut r)[..],
+            [Change::Push {
+                privilege: DevicePrivilege::User,
+                ..
+            }]
+        ));
     }
 
     #[test]

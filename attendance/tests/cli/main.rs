@@ -577,9 +577,39 @@ fn a_device_scope_pushes_its_roster_and_people_changes_follow() {
     let scoped = run(&["device", "scope", "--sn", "GATE1", "--departments", "ops"]);
     assert_eq!(
         stdout(&scoped),
-        "scope of GATE1 set\n  GATE1: queued DATA UPDATE USERINFO PIN=1 (p1, p1)\n"
+        "scope of GATE1 set\n  GATE1: queued DATA UPDATE USERINFO PIN=1 (p1, p1, User)\n"
     );
     hire("p3", "ops", "3");
+    // A registrar may enrol people at the device; someone outside its scope is refused.
+    let outside = run(&[
+        "device",
+        "privilege",
+        "--sn",
+        "GATE1",
+        "--person",
+        "p2",
+        "--privilege",
+        "admin",
+    ]);
+    assert_eq!(outside.status.code(), Some(65));
+    assert!(
+        String::from_utf8_lossy(&outside.stderr).contains("not in the scope"),
+        "{outside:?}"
+    );
+    let registrar = run(&[
+        "device",
+        "privilege",
+        "--sn",
+        "GATE1",
+        "--person",
+        "p3",
+        "--privilege",
+        "registrar",
+    ]);
+    assert_eq!(
+        stdout(&registrar),
+        "p3 is Registrar on GATE1\n  GATE1: queued DATA UPDATE USERINFO PIN=3 (p3, p3, Registrar)\n"
+    );
     let moved = run(&["person", "update", "--id", "p1", "--department", "office"]);
     assert_eq!(
         stdout(&moved),
@@ -600,7 +630,8 @@ fn a_device_scope_pushes_its_roster_and_people_changes_follow() {
         [
             "1:UpdateUser { badge_number: BadgeNumber(\"1\"), name: \"p1\", privilege: User, card: None }",
             "2:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: User, card: None }",
-            "3:DeleteUser { badge_number: BadgeNumber(\"1\") }",
+            "3:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: Registrar, card: None }",
+            "4:DeleteUser { badge_number: BadgeNumber(\"1\") }",
         ]
     );
     up.interrupt();
