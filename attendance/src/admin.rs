@@ -304,6 +304,17 @@ pub struct ScopeArgs {
     exclude_people: Vec<String>,
     #[arg(long, value_delimiter = ',')]
     exclude_departments: Vec<String>,
+    /// What becomes of someone who leaves the scope (or the company): deleted from the
+    /// device, or kept there disabled (they can no longer punch on it; coming back into
+    /// the scope enables them).
+    #[arg(long, value_enum, default_value = "delete")]
+    on_leaving_scope: OnLeaving,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OnLeaving {
+    Delete,
+    Disable,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -546,6 +557,10 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 include_sub_departments: args.include_sub_departments,
                 excluded_people: ids(&args.exclude_people),
                 excluded_departments: ids(&args.exclude_departments),
+                on_leaving_scope: match args.on_leaving_scope {
+                    OnLeaving::Delete => schemas::events::LeavingScope::Delete,
+                    OnLeaving::Disable => schemas::events::LeavingScope::Disable,
+                },
             };
             let changes =
                 gateway::roster::set_scope(&ledger, &tenant, &sn, &scope, actor, Utc::now())
@@ -899,6 +914,9 @@ fn print_changes<'a>(
             ),
             Change::Remove { person, badge } => {
                 println!("  {sn}: queued DATA DELETE USERINFO PIN={badge} ({person})");
+            }
+            Change::Disable { person, badge, .. } => {
+                println!("  {sn}: queued DATA UPDATE USERINFO PIN={badge} disabled ({person})");
             }
         }
     }

@@ -441,6 +441,7 @@ mod tests {
             name: format!("Person {badge}"),
             privilege: schemas::events::DevicePrivilege::User,
             card: None,
+            disabled: false,
         }
     }
 

@@ -6,12 +6,12 @@
 //! to a person, so hiring, renaming, re-badging or removing someone reaches the devices.
 //! A device without a scope is not managed: its own enrolments stand.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use schemas::events::{
     DeviceCommand, DevicePrivilege, DevicePrivilegeSet, DeviceScopeSet, LeavingScope,
-    RosterMemberPushed, RosterMemberRemoved,
+    RosterMemberDisabled, RosterMemberPushed, RosterMemberRemoved,
 };
 use schemas::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId};
 use schemas::{Actor, Envelope, Event};
@@ -27,6 +27,8 @@ pub struct DeviceRoster {
     pub scope: Option<DeviceScopeSet>,
     pub members: BTreeMap<PersonId, (BadgeNumber, String, DevicePrivilege)>,
     pub privileges: BTreeMap<PersonId, DevicePrivilege>,
+    /// Members kept on the device but disabled (they left a scope that disables).
+    pub disabled: BTreeSet<PersonId>,
 }
 
 /// A tenant's people, departments and devices, as far as rosters are concerned.
@@ -50,6 +52,13 @@ pub enum Change {
     Remove {
         person: PersonId,
         badge: BadgeNumber,
+    },
+    /// Kept on the device, unable to punch: someone who left a scope that disables.
+    Disable {
+        person: PersonId,
+        badge: BadgeNumber,
+        name: String,
+        privilege: DevicePrivilege,
     },
 }
 
@@ -75,14 +84,12 @@ impl Rosters {
                 self.devices.entry(e.sn.clone()).or_default().scope = Some(e.clone());
             }
             Event::RosterMemberPushed(e) => {
-                self.devices
-                    .entry(e.sn.clone())
-                    .or_default()
-                    .members
-                    .insert(
-                        e.person_id.clone(),
-                        (e.badge_number.clone(), e.name.clone(), e.privilege),
-                    );
+                let device = self.devices.entry(e.sn.clone()).or_default();
+                device.disabled.remove(&e.person_id);
+                device.members.insert(
+                    e.person_id.clone(),
+                    (e.badge_number.clone(), e.name.clone(), e.privilege),
+                );
             }
             Event::DevicePrivilegeSet(e) => {
                 self.devices
@@ -93,9 +100,26 @@ impl Rosters {
             }
             Event::RosterMemberRemoved(e) => {
                 let device = self.devices.entry(e.sn.clone()).or_default();
-                device
+                let gone: Vec<PersonId> = device
                     .members
-                    .retain(|_, (badge, _, _)| badge != &e.badge_number);
+                    .iter()
+                    .filter(|(_, (badge, _, _))| badge == &e.badge_number)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for p in gone {
+                    device.members.remove(&p);
+                    device.disabled.remove(&p);
+                }
+            }
+            Event::RosterMemberDisabled(e) => {
+                let device = self.devices.entry(e.sn.clone()).or_default();
+                if device
+                    .members
+                    .get(&e.person_id)
+                    .is_some_and(|(badge, _, _)| badge == &e.badge_number)
+                {
+                    device.disabled.insert(e.person_id.clone());
+                }
             }
             _ => {}
         }
@@ -165,9 +189,30 @@ pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
         .collect();
     let mut removals = Vec::new();
     let mut pushes = Vec::new();
-    for (person, (badge, _, _)) in &device.members {
+    let disables = scope.on_leaving_scope == LeavingScope::Disable;
+    for (person, (badge, name, privilege)) in &device.members {
         let stays = wanted.get(person).is_some_and(|(b, _, _)| *b == badge);
-        if !stays {
+        if stays {
+            continue;
+        }
+        // Out of the scope, or out of the company, under the same number: a scope that
+        // disables keeps them (once); a number that changed hands, or a person the
+        // tenant no longer knows, is deleted whatever the scope says.
+        let same_number = rosters
+            .people
+            .people
+            .get(person)
+            .is_some_and(|p| p.badge.as_ref() == Some(badge));
+        if disables && same_number {
+            if !device.disabled.contains(person) {
+                removals.push(Change::Disable {
+                    person: person.clone(),
+                    badge: badge.clone(),
+                    name: name.clone(),
+                    privilege: *privilege,
+                });
+            }
+        } else {
             removals.push(Change::Remove {
                 person: person.clone(),
                 badge: badge.clone(),
@@ -176,7 +221,9 @@ pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
     }
     for (person, (badge, name, privilege)) in wanted {
         let sent = device.members.get(person);
-        if sent.is_none_or(|(b, n, p)| b != badge || n != name || *p != privilege) {
+        if device.disabled.contains(person)
+            || sent.is_none_or(|(b, n, p)| b != badge || n != name || *p != privilege)
+        {
             pushes.push(Change::Push {
                 person: person.clone(),
                 badge: badge.clone(),
@@ -197,6 +244,9 @@ pub struct Scope {
     pub include_sub_departments: bool,
     pub excluded_people: Vec<PersonId>,
     pub excluded_departments: Vec<DepartmentId>,
+    /// What becomes of people who leave it (or the company): deleted from the device,
+    /// or kept there disabled.
+    pub on_leaving_scope: LeavingScope,
 }
 
 /// Checks a scope against the tenant: the device is bound here, every named person and
@@ -232,7 +282,7 @@ pub fn decide_scope(
         include_sub_departments: scope.include_sub_departments,
         excluded_people: scope.excluded_people.clone(),
         excluded_departments: scope.excluded_departments.clone(),
-        on_leaving_scope: LeavingScope::Delete,
+        on_leaving_scope: scope.on_leaving_scope,
     })
 }
 
@@ -355,6 +405,7 @@ pub async fn sync(
                         name: name.clone(),
                         privilege: *privilege,
                         card: None,
+                        disabled: false,
                     },
                     RosterMemberPushed {
                         sn: sn.clone(),
@@ -362,6 +413,26 @@ pub async fn sync(
                         badge_number: badge.clone(),
                         name: name.clone(),
                         privilege: *privilege,
+                    }
+                    .into(),
+                ),
+                Change::Disable {
+                    person,
+                    badge,
+                    name,
+                    privilege,
+                } => (
+                    DeviceCommand::UpdateUser {
+                        badge_number: badge.clone(),
+                        name: name.clone(),
+                        privilege: *privilege,
+                        card: None,
+                        disabled: true,
+                    },
+                    RosterMemberDisabled {
+                        sn: sn.clone(),
+                        person_id: person.clone(),
+                        badge_number: badge.clone(),
                     }
                     .into(),
                 ),
@@ -473,6 +544,12 @@ mod tests {
                     badge_number: badge.clone(),
                 }
                 .into(),
+                Change::Disable { person, badge, .. } => RosterMemberDisabled {
+                    sn: sn(),
+                    person_id: person.clone(),
+                    badge_number: badge.clone(),
+                }
+                .into(),
             };
             r.apply(&e);
         }
@@ -485,6 +562,7 @@ mod tests {
             .map(|c| match c {
                 Change::Push { badge, .. } => badge.as_str(),
                 Change::Remove { .. } => "-",
+                Change::Disable { .. } => "x",
             })
             .collect()
     }
@@ -575,6 +653,70 @@ mod tests {
             .into(),
         );
         assert_eq!(pushed(&settle(&mut r)), ["-"], "moved out of scope");
+    }
+
+    /// eteams' "disable, do not delete" (seed 003): people who leave the scope or the
+    /// company stay on the device, disabled once; coming back enables them; a number
+    /// that changed hands is deleted all the same.
+    #[test]
+    fn a_scope_that_disables_keeps_leavers_on_the_device() {
+        let mut r = scope(
+            &world(),
+            Scope {
+                departments: vec![DepartmentId::from("d-ops")],
+                include_sub_departments: true,
+                on_leaving_scope: LeavingScope::Disable,
+                ..Scope::default()
+            },
+        );
+        assert_eq!(pushed(&settle(&mut r)), ["1", "2"]);
+        let moved = |r: &mut Rosters, dept: &str| {
+            r.apply(
+                &PersonUpdated {
+                    person_id: PersonId::from("p-1"),
+                    name: None,
+                    department_id: Some(DepartmentId::from(dept)),
+                    title: None,
+                }
+                .into(),
+            );
+        };
+        moved(&mut r, "d-office");
+        assert_eq!(pushed(&settle(&mut r)), ["x"], "disabled, not deleted");
+        assert!(settle(&mut r).is_empty(), "disabled once");
+        assert!(
+            r.devices[&sn()]
+                .members
+                .contains_key(&PersonId::from("p-1"))
+        );
+        moved(&mut r, "d-ops");
+        assert_eq!(
+            pushed(&settle(&mut r)),
+            ["1"],
+            "back in scope: enabled again"
+        );
+        r.apply(
+            &PersonLeft {
+                person_id: PersonId::from("p-2"),
+                left_on: NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+                reason: None,
+            }
+            .into(),
+        );
+        assert_eq!(pushed(&settle(&mut r)), ["x"], "a leaver is disabled too");
+        r.apply(
+            &BadgeNumberAssigned {
+                person_id: PersonId::from("p-1"),
+                badge_number: BadgeNumber::from("11"),
+                previous: Some(BadgeNumber::from("1")),
+            }
+            .into(),
+        );
+        assert_eq!(
+            pushed(&settle(&mut r)),
+            ["-", "11"],
+            "an old number is deleted"
+        );
     }
 
     #[test]

@@ -615,6 +615,24 @@ fn a_device_scope_pushes_its_roster_and_people_changes_follow() {
         stdout(&moved),
         "updated p1\n  GATE1: queued DATA DELETE USERINFO PIN=1 (p1)\n"
     );
+    // A scope that disables rather than deletes (eteams' 自动禁用): p3 stays on the
+    // device, unable to punch.
+    let disabling = run(&[
+        "device",
+        "scope",
+        "--sn",
+        "GATE1",
+        "--departments",
+        "ops",
+        "--on-leaving-scope",
+        "disable",
+    ]);
+    assert_eq!(stdout(&disabling), "scope of GATE1 set\n");
+    let left = run(&["person", "update", "--id", "p3", "--department", "office"]);
+    assert_eq!(
+        stdout(&left),
+        "updated p3\n  GATE1: queued DATA UPDATE USERINFO PIN=3 disabled (p3)\n"
+    );
     let tail = attendance(&["events", "tail", "--nats", &up.url, "--tenant", "acme"]);
     let commands: Vec<String> = stdout(&tail)
         .lines()
@@ -628,10 +646,11 @@ fn a_device_scope_pushes_its_roster_and_people_changes_follow() {
     assert_eq!(
         commands,
         [
-            "1:UpdateUser { badge_number: BadgeNumber(\"1\"), name: \"p1\", privilege: User, card: None }",
-            "2:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: User, card: None }",
-            "3:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: Registrar, card: None }",
+            "1:UpdateUser { badge_number: BadgeNumber(\"1\"), name: \"p1\", privilege: User, card: None, disabled: false }",
+            "2:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: User, card: None, disabled: false }",
+            "3:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: Registrar, card: None, disabled: false }",
             "4:DeleteUser { badge_number: BadgeNumber(\"1\") }",
+            "5:UpdateUser { badge_number: BadgeNumber(\"3\"), name: \"p3\", privilege: Registrar, card: None, disabled: true }",
         ]
     );
     up.interrupt();

@@ -14,10 +14,13 @@ use super::Dialect;
 pub fn render(command: &DeviceCommand, dialect: Dialect) -> String {
     // TAB and line breaks would end the field or the command.
     let clean = |text: &str| -> String { text.chars().filter(|c| !c.is_control()).collect() };
-    let pri = |privilege: &DevicePrivilege| match privilege {
-        DevicePrivilege::User => 0,
-        DevicePrivilege::Registrar => 2,
-        DevicePrivilege::Admin => 14,
+    // Bits 1-3 the level, bit 0 "disabled" (0 user, 2 registrar, 14 admin; +1 disabled).
+    let pri = |privilege: &DevicePrivilege| -> u8 {
+        match privilege {
+            DevicePrivilege::User => 0,
+            DevicePrivilege::Registrar => 2,
+            DevicePrivilege::Admin => 14,
+        }
     };
     match (command, dialect) {
         (
@@ -26,13 +29,14 @@ pub fn render(command: &DeviceCommand, dialect: Dialect) -> String {
                 name,
                 privilege,
                 card,
+                disabled,
             },
             Dialect::Attendance,
         ) => {
             let mut line = format!(
                 "DATA UPDATE USERINFO PIN={badge_number}\tName={}\tPri={}",
                 clean(name),
-                pri(privilege)
+                pri(privilege) | u8::from(*disabled)
             );
             if let Some(card) = card {
                 line.push_str(&format!("\tCard={}", clean(card)));
@@ -45,13 +49,14 @@ pub fn render(command: &DeviceCommand, dialect: Dialect) -> String {
                 name,
                 privilege,
                 card,
+                disabled,
             },
             Dialect::Access,
         ) => format!(
             "DATA UPDATE user CardNo={}\tPin={badge_number}\tPassword=\tGroup=1\tStartTime=0\tEndTime=0\tName={}\tPrivilege={}",
             card.as_deref().map(clean).unwrap_or_default(),
             clean(name),
-            pri(privilege)
+            pri(privilege) | u8::from(*disabled)
         ),
         (DeviceCommand::DeleteUser { badge_number }, Dialect::Attendance) => {
             format!("DATA DELETE USERINFO PIN={badge_number}")
@@ -167,10 +172,22 @@ mod tests {
             name: "Li\tWei".into(),
             privilege: DevicePrivilege::Admin,
             card: None,
+            disabled: false,
         };
         assert_eq!(
             render(&user, Dialect::Attendance),
             "DATA UPDATE USERINFO PIN=1001\tName=LiWei\tPri=14"
+        );
+        let disabled = DeviceCommand::UpdateUser {
+            privilege: DevicePrivilege::User,
+            disabled: true,
+            badge_number: BadgeNumber::from("1002"),
+            name: "Wang".into(),
+            card: None,
+        };
+        assert_eq!(
+            render(&disabled, Dialect::Attendance),
+            "DATA UPDATE USERINFO PIN=1002\tName=Wang\tPri=1"
         );
         assert_eq!(
             render(&user, Dialect::Access),

@@ -620,6 +620,7 @@ async fn a_262_person_roster_goes_out_in_replies_the_device_can_take() {
             name: format!("Person number {badge} with a longer name"),
             privilege: schemas::events::DevicePrivilege::User,
             card: None,
+            disabled: false,
         };
         gateway::commands::queue(&h.ledger, &acme(), &sn, command, None, actor(), Utc::now())
             .await
@@ -635,6 +636,7 @@ async fn a_262_person_roster_goes_out_in_replies_the_device_can_take() {
             name: "Seven again".into(),
             privilege: schemas::events::DevicePrivilege::User,
             card: None,
+            disabled: false,
         },
     ] {
         gateway::commands::queue(&h.ledger, &acme(), &sn, command, None, actor(), Utc::now())

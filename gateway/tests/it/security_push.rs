@@ -130,6 +130,7 @@ async fn commands_go_out_in_access_syntax_and_queries_come_back_through_querydat
             name: "Li Wei".into(),
             privilege: schemas::events::DevicePrivilege::User,
             card: None,
+            disabled: false,
         },
         DeviceCommand::QueryUsers { badge_number: None },
     ] {

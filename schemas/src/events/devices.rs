@@ -338,6 +338,10 @@ domain_types! {
             privilege: DevicePrivilege,
             #[serde(default)]
             card: Option<String>,
+            /// Kept on the device but unable to punch (a person who left a scope that
+            /// disables rather than deletes): bit 0 of `Pri`.
+            #[serde(default)]
+            disabled: bool,
         },
         /// `DATA DELETE USERINFO PIN=..`
         DeleteUser { badge_number: BadgeNumber },
