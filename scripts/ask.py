@@ -25,7 +25,13 @@ async def main(argv):
         msg = await nc.request(f"lc.q.v1.{tenant}.{query}", json.dumps(body).encode(), timeout=30)
         headers = msg.headers or {}
         if "Nats-Service-Error-Code" in headers:
-            print(f"{headers['Nats-Service-Error-Code']} {headers.get('Nats-Service-Error', '')}", file=sys.stderr)
+            # Reasons are ASCII with JSON escapes (NATS headers are ASCII): 休 is \\u4f11.
+            raw = headers.get("Nats-Service-Error", "")
+            try:
+                text = json.loads('"' + raw + '"')
+            except ValueError:
+                text = raw
+            print(f"{headers['Nats-Service-Error-Code']} {text}", file=sys.stderr)
             await nc.close()
             return 1
         answer = json.loads(msg.data)

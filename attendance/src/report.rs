@@ -193,7 +193,7 @@ pub async fn ask(
                 code: code.as_str().parse().unwrap_or(500),
                 reason: h
                     .get(async_nats::service::NATS_SERVICE_ERROR)
-                    .map(|v| v.to_string())
+                    .map(|v| ledger::subjects::header_text(v.as_str()))
                     .unwrap_or_default(),
             }
             .into());

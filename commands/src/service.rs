@@ -86,9 +86,10 @@ pub fn system_clock() -> Clock {
 }
 
 fn error(code: usize, status: impl Into<String>) -> async_nats::service::error::Error {
+    // A reason of several lines (a sheet's bad cells) must still fit one header.
     async_nats::service::error::Error {
         code,
-        status: status.into(),
+        status: ledger::subjects::header_value(&status.into()),
     }
 }
 

@@ -178,3 +178,59 @@ mod tests {
         );
     }
 }
+
+/// Text made fit for a NATS header value (a service error's reason). A header ends at a
+/// line break, and clients refuse or fail on one that holds any, or any byte outside
+/// ASCII (nats-py cannot parse the reply at all). Lines are joined (a line ending in
+/// ':' by a space, others by "; "), other control characters dropped, and anything
+/// outside ASCII written as JSON escapes (`\u4f11` for 休; `\` and `"` escaped too), so
+/// a client gets the exact text back by reading the value as a JSON string's inside.
+pub fn header_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        for c in line.chars().filter(|c| !c.is_control()) {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                c if c.is_ascii() => out.push(c),
+                c => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The text a [`header_value`] carries (a value that is not one is taken as it is).
+pub fn header_text(value: &str) -> String {
+    serde_json::from_str(&format!("\"{value}\"")).unwrap_or_else(|_| value.to_owned())
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::{header_text, header_value};
+
+    #[test]
+    fn a_reason_of_several_lines_is_one_header_line_of_ascii() {
+        assert_eq!(
+            header_value(
+                "the sheet has 2 bad cell(s); nothing was applied:\nB2: empty\r\nC3: unknown\n"
+            ),
+            "the sheet has 2 bad cell(s); nothing was applied: B2: empty; C3: unknown"
+        );
+        assert_eq!(header_value("tab\there"), "tabhere");
+        let odd = "\"早班\" is not 休 \\ 😀";
+        assert_eq!(header_text(&header_value(odd)), odd);
+        assert_eq!(
+            header_value(odd),
+            "\\\"\\u65e9\\u73ed\\\" is not \\u4f11 \\\\ \\ud83d\\ude00"
+        );
+    }
+}

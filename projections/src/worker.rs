@@ -773,7 +773,7 @@ fn service_error(e: &QueryError) -> async_nats::service::error::Error {
     };
     async_nats::service::error::Error {
         code: e.code(),
-        status,
+        status: ledger::subjects::header_value(&status),
     }
 }
 

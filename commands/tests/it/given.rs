@@ -2,7 +2,8 @@
 //! NATS service's handler on a real server, one tenant a case. What a command stored is
 //! read back from the stream and snapshotted (insta, `snapshots/`), event ids and
 //! clocks redacted; a refusal is snapshotted with its code and reason, and must leave
-//! the stream as it was.
+//! the stream as it was. Then every case again from a Python client (nats-py) over NATS
+//! to the running service, answered alike.
 
 use commands::service::handle;
 use futures::StreamExt;
@@ -602,7 +603,10 @@ async fn send(
     .await
     {
         Ok(answer) => Ok(serde_json::from_slice(&answer).unwrap()),
-        Err(e) => Err(json!({"code": e.code, "reason": e.status})),
+        // The header's reason is ASCII with JSON escapes; read back as the text it is.
+        Err(e) => Err(
+            json!({"code": e.code, "reason": serde_json::from_str::<String>(&format!("\"{}\"", e.status)).unwrap()}),
+        ),
     }
 }
 
@@ -615,7 +619,25 @@ async fn events_of(w: &World, tenant: &TenantId) -> Vec<schemas::Envelope> {
     out
 }
 
-#[tokio::test]
+/// What an answer says, to compare the handler's with the Python client's: the kinds
+/// stored, or the refusal's code and reason.
+fn gist(answer: &Result<Value, Value>) -> Value {
+    match answer {
+        Ok(a) => json!({
+            "outcome": a["outcome"],
+            "kinds": a["events"].as_array().map(|e| e.iter().map(|e| e["kind"].clone()).collect::<Vec<_>>()),
+        }),
+        // Where in the body a parse error is depends on how the client spaced its JSON.
+        Err(e) => {
+            let reason = e["reason"].as_str().unwrap_or("");
+            let reason = reason.rfind(" at line ").map_or(reason, |i| &reason[..i]);
+            json!({"code": e["code"], "reason": reason})
+        }
+    }
+}
+
+/// Multi-threaded: the Python client runs as a blocking child while the service answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_given_when_then() {
     // One server for every case; each case is its own tenant.
     let w = &world().await;
@@ -623,7 +645,20 @@ async fn every_command_given_when_then() {
     settings.set_prepend_module_to_snapshot(false);
     settings.set_snapshot_path("snapshots");
     let _guard = settings.bind_to_scope();
+    // The same cases for the Python client, on tenants of their own.
+    let mut batch = String::new();
+    let mut expected = Vec::new();
     for (n, (name, given, when)) in cases().into_iter().enumerate() {
+        for (i, (family, command)) in given.iter().chain(std::iter::once(&when)).enumerate() {
+            let id = if i == given.len() {
+                "when".to_owned()
+            } else {
+                format!("given-{i}")
+            };
+            let line = json!({"tenant": format!("py{n}"), "family": family, "body": {"command_id": id, "actor": "hr-wang", "command": command}});
+            batch.push_str(&line.to_string());
+            batch.push('\n');
+        }
         let tenant = TenantId::parse(&format!("g{n}")).unwrap();
         for (i, sent) in given.iter().enumerate() {
             if let Err(e) = send(w, &tenant, &format!("given-{i}"), sent).await {
@@ -631,7 +666,9 @@ async fn every_command_given_when_then() {
             }
         }
         let before = events_of(w, &tenant).await;
-        let then = match send(w, &tenant, "when", &when).await {
+        let answer = send(w, &tenant, "when", &when).await;
+        expected.push((name, given.len(), gist(&answer)));
+        let then = match answer {
             Ok(answer) => {
                 let stored: Vec<Value> = events_of(w, &tenant)
                     .await
@@ -662,4 +699,48 @@ async fn every_command_given_when_then() {
             ".stored[].tenant" => "[tenant]",
         });
     }
+
+    // Every case again, from a client nobody here wrote, through the running service.
+    let (_service, _tasks) = commands::service::start(w.ledger.clone(), std::sync::Arc::new(now))
+        .await
+        .unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &batch).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/command.py"))
+        .args(["--nats", &w.server.url(), "--batch"])
+        .arg(file.path())
+        .env("PYTHONPATH", root.join(".tools/python"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut answers = std::str::from_utf8(&out.stdout).unwrap().lines().map(|l| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        match v.get("answer") {
+            Some(a) => Ok(a.clone()),
+            None => Err(v["error"].clone()),
+        }
+    });
+    for (name, given, want) in expected {
+        for i in 0..given {
+            let a = answers.next().expect("an answer a command");
+            assert!(
+                a.is_ok(),
+                "{name}: given command {i} refused over NATS: {a:?}"
+            );
+        }
+        let got = gist(&answers.next().expect("an answer a command"));
+        assert_eq!(
+            got, want,
+            "{name}: the Python client was answered otherwise"
+        );
+    }
+    assert!(answers.next().is_none());
 }

@@ -97,7 +97,7 @@ async fn any_nats_client_creates_a_rule_and_is_told_why_a_bad_one_is_refused() {
         );
         let reason = headers
             .get(async_nats::service::NATS_SERVICE_ERROR)
-            .map(|v| v.as_str().to_owned())
+            .map(|v| ledger::subjects::header_text(v.as_str()))
             .unwrap_or_default();
         assert!(reason.contains(says), "{reason:?} should say {says:?}");
     }

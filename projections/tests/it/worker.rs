@@ -240,7 +240,7 @@ pub async fn ask(ledger: &Ledger, query: &str, body: Value) -> Result<Value, (u1
     {
         let reason = h
             .get("Nats-Service-Error")
-            .map(|v| v.to_string())
+            .map(|v| ledger::subjects::header_text(v.as_str()))
             .unwrap_or_default();
         return Err((code.as_str().parse().unwrap(), reason));
     }
