@@ -362,6 +362,11 @@ pub struct ReuploadArgs {
     /// Last day to send again, inclusive.
     #[arg(long)]
     to: NaiveDate,
+    /// Only these people's records (person ids, comma-separated), recorded on the
+    /// request. Firmware queries its log by time only, so the device sends the whole
+    /// range; what others punched counts once, as always.
+    #[arg(long, value_delimiter = ',')]
+    people: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -608,6 +613,22 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 args.to.and_hms_opt(23, 59, 59).unwrap_or_default(),
             );
             let now = Utc::now();
+            // The people's badge numbers, each person known and holding one.
+            let mut badge_numbers = Vec::new();
+            if !args.people.is_empty() {
+                let rosters = gateway::roster::load(&ledger, &tenant).await?;
+                for id in ids::<schemas::ids::PersonId>(&args.people) {
+                    let person = rosters.people.people.get(&id).ok_or_else(|| {
+                        admin::AdminError::from(admin::Refusal::UnknownPerson(id.clone()))
+                    })?;
+                    let badge = person.badge.clone().ok_or_else(|| {
+                        ledger::LedgerError::Rejected(format!(
+                            "{id} has no badge number: no device holds records of them"
+                        ))
+                    })?;
+                    badge_numbers.push(badge);
+                }
+            }
             let request = schemas::events::ReuploadRequested {
                 request_id: schemas::ids::RequestId::from(
                     format!("reupload-{}-{}", sn, now.timestamp_millis()).as_str(),
@@ -615,7 +636,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 sns: vec![sn.clone()],
                 start,
                 end,
-                badge_numbers: vec![],
+                badge_numbers: badge_numbers.clone(),
             };
             ledger
                 .append(
@@ -626,12 +647,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             let command = schemas::events::DeviceCommand::QueryAttendance {
                 start,
                 end,
-                badge_numbers: vec![],
+                badge_numbers: badge_numbers.clone(),
             };
             let id =
                 gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, now).await?;
+            let whose = if badge_numbers.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<&str> = badge_numbers.iter().map(|b| b.as_str()).collect();
+                format!(" for badge numbers {}", list.join(", "))
+            };
             println!(
-                "queued re-upload of {} to {} as command {id} for {sn}",
+                "queued re-upload of {} to {}{whose} as command {id} for {sn}",
                 args.from, args.to
             );
             ledger.drain().await?;
