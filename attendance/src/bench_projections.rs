@@ -432,6 +432,31 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
         folded.judged,
         folded.written
     );
+
+    // Closing last month for payroll: every day through its end judged as ended, and
+    // the adjustments of earlier closed months carried (none here).
+    let month = Month::of(today.with_day(1).expect("the 1st") - Duration::days(1));
+    let close = envelope(PeriodClosed { month, note: None }, now);
+    let started = Instant::now();
+    ledger.append_many(std::slice::from_ref(&close)).await?;
+    let from = ledger.partition_last_sequence(partition).await?;
+    let mut read = ledger
+        .read_partition(partition, Vec::new(), from, from)
+        .await?;
+    let mut batch = Vec::new();
+    while let Some(r) = read.next().await {
+        batch.push(r?);
+    }
+    let refs: Vec<(u64, &Envelope)> = batch.iter().map(|r| (r.sequence, &r.envelope)).collect();
+    let (changes, folded) = fold.apply(&tree, &refs, now)?;
+    let keys = changes.len();
+    projections::store::commit_sled(&tree, changes)?;
+    println!(
+        "closing {month} for payroll: {} from the close stored to its views written ({} person-days judged, {} written, {keys} keys)",
+        ms(started.elapsed()),
+        folded.judged,
+        folded.written
+    );
     drop(tree);
     drop(fold);
     db.flush_async().await?;
