@@ -413,18 +413,7 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
     // Re-judge after a rule change effective today.
     let change = envelope(rule(2, today, t(9, 30)), now);
     let started = Instant::now();
-    ledger.append_many(std::slice::from_ref(&change)).await?;
-    let last = ledger.partition_last_sequence(partition).await?;
-    let mut read = ledger
-        .read_partition(partition, Vec::new(), rebuilt.sequence + 1, last)
-        .await?;
-    let mut batch = Vec::new();
-    while let Some(r) = read.next().await {
-        batch.push(r?);
-    }
-    let refs: Vec<(u64, &Envelope)> = batch.iter().map(|r| (r.sequence, &r.envelope)).collect();
-    let (changes, folded) = fold.apply(&tree, &refs, now)?;
-    projections::store::commit_sled(&tree, changes)?;
+    let (folded, _) = append_and_fold(&ledger, partition, &change, &mut fold, &tree, now).await?;
     let rejudge = started.elapsed();
     println!(
         "\nre-judge after a rule change effective today: {} from the rule stored to the last view written ({} person-days judged, {} written); target 10 ms, PostgreSQL 85-100 ms",
@@ -438,19 +427,7 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
     let month = Month::of(today.with_day(1).expect("the 1st") - Duration::days(1));
     let close = envelope(PeriodClosed { month, note: None }, now);
     let started = Instant::now();
-    ledger.append_many(std::slice::from_ref(&close)).await?;
-    let from = ledger.partition_last_sequence(partition).await?;
-    let mut read = ledger
-        .read_partition(partition, Vec::new(), from, from)
-        .await?;
-    let mut batch = Vec::new();
-    while let Some(r) = read.next().await {
-        batch.push(r?);
-    }
-    let refs: Vec<(u64, &Envelope)> = batch.iter().map(|r| (r.sequence, &r.envelope)).collect();
-    let (changes, folded) = fold.apply(&tree, &refs, now)?;
-    let keys = changes.len();
-    projections::store::commit_sled(&tree, changes)?;
+    let (folded, keys) = append_and_fold(&ledger, partition, &close, &mut fold, &tree, now).await?;
     println!(
         "closing {month} for payroll: {} from the close stored to its views written ({} person-days judged, {} written, {keys} keys)",
         ms(started.elapsed()),
@@ -629,4 +606,30 @@ pub async fn run(args: ProjectionsBench) -> anyhow::Result<()> {
     running.await??;
     ledger.drain().await?;
     Ok(())
+}
+
+/// Appends one event, reads it back from its partition, folds it into the store and
+/// commits: what a worker does with it. The fold's counts and the keys it changed.
+async fn append_and_fold(
+    ledger: &Ledger,
+    partition: u16,
+    event: &Envelope,
+    fold: &mut projections::fold::Fold,
+    tree: &sled::Tree,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(projections::fold::Folded, usize)> {
+    ledger.append_many(std::slice::from_ref(event)).await?;
+    let last = ledger.partition_last_sequence(partition).await?;
+    let mut read = ledger
+        .read_partition(partition, Vec::new(), last, last)
+        .await?;
+    let mut batch = Vec::new();
+    while let Some(r) = read.next().await {
+        batch.push(r?);
+    }
+    let refs: Vec<(u64, &Envelope)> = batch.iter().map(|r| (r.sequence, &r.envelope)).collect();
+    let (changes, folded) = fold.apply(tree, &refs, now)?;
+    let keys = changes.len();
+    projections::store::commit_sled(tree, changes)?;
+    Ok((folded, keys))
 }

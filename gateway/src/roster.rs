@@ -333,11 +333,7 @@ pub async fn set_privilege(
 ) -> Result<Vec<Change>, AdminError> {
     let rosters = load(ledger, tenant).await?;
     let set = decide_privilege(&rosters, sn, person, privilege)?;
-    let envelope = Envelope::new(tenant.clone(), actor.clone(), set, now);
-    ledger.append(&envelope, ledger::Expected::Any).await?;
-    let mut changes = sync(ledger, tenant, actor, now).await?;
-    changes.retain(|(device, _)| device == sn);
-    Ok(changes.into_iter().map(|(_, c)| c).collect())
+    record_then_sync(ledger, tenant, sn, set.into(), actor, now).await
 }
 
 /// The tenant's rosters as the ledger has them.
@@ -372,7 +368,20 @@ pub async fn set_scope(
 ) -> Result<Vec<Change>, AdminError> {
     let rosters = load(ledger, tenant).await?;
     let set = decide_scope(&rosters, sn, scope)?;
-    let envelope = Envelope::new(tenant.clone(), actor.clone(), set, now);
+    record_then_sync(ledger, tenant, sn, set.into(), actor, now).await
+}
+
+/// Records a device's decided event, then sends the tenant's devices what it changes:
+/// what `sn` was sent.
+async fn record_then_sync(
+    ledger: &ledger::Ledger,
+    tenant: &TenantId,
+    sn: &DeviceSn,
+    event: Event,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<Change>, AdminError> {
+    let envelope = Envelope::new(tenant.clone(), actor.clone(), event, now);
     ledger.append(&envelope, ledger::Expected::Any).await?;
     let mut changes = sync(ledger, tenant, actor, now).await?;
     changes.retain(|(device, _)| device == sn);
