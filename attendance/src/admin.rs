@@ -13,7 +13,7 @@ use crate::command_cli::Caller;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Devices: bind, rename, unbind, commands, re-upload.
+    /// Devices: bind, rename, unbind, scope, privilege, commands, re-upload, USB import.
     #[command(subcommand)]
     Device(DeviceCommand),
     /// People: hire, update, remove (badge numbers: 1-9 digits, unique in the tenant).
