@@ -26,7 +26,8 @@ pub enum Command {
     Up(crate::up::UpArgs),
     /// Run the device gateway alone (ZKTeco PUSH / iclock over HTTP), for scale-out.
     Gateway(crate::serve::GatewayArgs),
-    /// Administration: bind, rename, unbind devices; queue their commands and re-uploads.
+    /// Administration: devices, people, departments, rules, shifts and schedules, requests
+    /// and calibrations, payroll periods.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
     /// Show the event streams and how many events each holds.
