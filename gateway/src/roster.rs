@@ -399,6 +399,15 @@ pub async fn sync(
     now: DateTime<Utc>,
 ) -> Result<Vec<(DeviceSn, Change)>, AdminError> {
     let rosters = load(ledger, tenant).await?;
+    let user = |badge: &BadgeNumber, name: &str, privilege: DevicePrivilege, disabled| {
+        DeviceCommand::UpdateUser {
+            badge_number: badge.clone(),
+            name: name.to_owned(),
+            privilege,
+            card: None,
+            disabled,
+        }
+    };
     let mut done = Vec::new();
     for sn in rosters.devices.keys() {
         for change in reconcile(&rosters, sn) {
@@ -409,13 +418,7 @@ pub async fn sync(
                     name,
                     privilege,
                 } => (
-                    DeviceCommand::UpdateUser {
-                        badge_number: badge.clone(),
-                        name: name.clone(),
-                        privilege: *privilege,
-                        card: None,
-                        disabled: false,
-                    },
+                    user(badge, name, *privilege, false),
                     RosterMemberPushed {
                         sn: sn.clone(),
                         person_id: person.clone(),
@@ -431,13 +434,7 @@ pub async fn sync(
                     name,
                     privilege,
                 } => (
-                    DeviceCommand::UpdateUser {
-                        badge_number: badge.clone(),
-                        name: name.clone(),
-                        privilege: *privilege,
-                        card: None,
-                        disabled: true,
-                    },
+                    user(badge, name, *privilege, true),
                     RosterMemberDisabled {
                         sn: sn.clone(),
                         person_id: person.clone(),
