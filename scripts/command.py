@@ -5,7 +5,7 @@ here wrote.
     PYTHONPATH=.tools/python python3 scripts/command.py [--nats URL] TENANT FAMILY JSON
     PYTHONPATH=.tools/python python3 scripts/command.py [--nats URL] --batch FILE
 
-FAMILY is rules, departments, people, requests, schedules or periods; JSON is
+FAMILY is rules, departments, people, requests, schedules, periods or devices; JSON is
 {"command_id": ..., "actor": ..., "command": {...}}. Prints the answer (the events
 stored, or "already_done") and exits 1 with the service's code and reason when the
 command is refused (400 invalid, 404 unknown, 409 conflict).

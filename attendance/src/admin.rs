@@ -3,7 +3,8 @@
 
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use gateway::admin::{self, BindDevice};
+use commands::devices::{self, Bind, DeviceAct};
+use gateway::admin;
 use ledger::Ledger;
 use schemas::Actor;
 use schemas::ids::{TenantId, UserId, ZoneName};
@@ -168,9 +169,16 @@ async fn import<C: commands::Command>(
 
 /// Devices follow a change of people or departments.
 async fn sync_rosters(done: crate::command_cli::Executed) -> anyhow::Result<()> {
-    let changes =
-        gateway::roster::sync(&done.ledger, &done.tenant, done.actor.clone(), done.now).await?;
-    print_changes(changes.iter().map(|(sn, c)| (sn, c)));
+    let changes = devices::sync(
+        &done.ledger,
+        &done.tenant,
+        &done.actor,
+        &done.command_id,
+        None,
+        done.now,
+    )
+    .await?;
+    print_changes(changes.changes.iter().map(|(sn, c)| (sn, c)));
     done.ledger.drain().await?;
     Ok(())
 }
@@ -410,6 +418,25 @@ pub struct Common {
     /// Who is acting, recorded on the events.
     #[arg(long, env = "LEDGERCLOCK_USER", default_value = "admin")]
     user: String,
+    /// This command's id: run again with the same id and it is stored once. Default: a
+    /// fresh one.
+    #[arg(long)]
+    command_id: Option<String>,
+}
+
+impl Common {
+    fn request<C>(&self, tenant: TenantId, actor: Actor, command: C) -> commands::Request<C> {
+        commands::Request {
+            tenant,
+            actor,
+            command_id: self
+                .command_id
+                .as_deref()
+                .map(schemas::ids::CommandId::from)
+                .unwrap_or_else(commands::mint_command_id),
+            command,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -476,35 +503,49 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         DeviceCommand::Bind(args) => {
             let (ledger, tenant, actor) = open(&args.common).await?;
-            let cmd = BindDevice {
-                tenant,
-                sn: admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?,
+            let bind = Bind {
+                sn: valid_sn(&args.common.sn)?,
                 name: args.name,
                 model: args.model,
                 zone: ZoneName::parse(&args.zone)?,
                 records_from: args.records_from,
             };
-            admin::bind(&ledger, &cmd, actor, Utc::now()).await?;
-            println!("bound {} to {} ({})", cmd.sn, cmd.tenant, cmd.zone);
+            let request = args.common.request(tenant, actor, bind);
+            let outcome = devices::bind(&ledger, &request, Utc::now()).await?;
+            let bind = &request.command;
+            match outcome {
+                commands::Outcome::AlreadyDone(_) => println!(
+                    "already done (command {}): {} is bound to {}",
+                    request.command_id, bind.sn, request.tenant
+                ),
+                commands::Outcome::Applied(_) => {
+                    println!("bound {} to {} ({})", bind.sn, request.tenant, bind.zone)
+                }
+            }
             ledger.drain().await?;
         }
         DeviceCommand::Rename(args) => {
-            let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
-            admin::rename(&ledger, &tenant, &sn, &args.name, actor, Utc::now()).await?;
-            println!("renamed {sn} to {:?}", args.name.trim());
-            ledger.drain().await?;
+            let sn = valid_sn(&args.common.sn)?;
+            let name = args.name.trim().to_owned();
+            device_act(
+                &args.common,
+                DeviceAct::Rename {
+                    sn: sn.clone(),
+                    name: name.clone(),
+                },
+            )
+            .await?;
+            println!("renamed {sn} to {name:?}");
         }
         DeviceCommand::Unbind(args) => {
             let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
-            admin::unbind(&ledger, &tenant, &sn, actor, Utc::now()).await?;
+            let sn = valid_sn(&args.common.sn)?;
+            let request = args.common.request(tenant.clone(), actor, sn.clone());
+            devices::unbind(&ledger, &request, Utc::now()).await?;
             println!("unbound {sn} from {tenant}; CLEAR DATA queued for the device");
             ledger.drain().await?;
         }
         DeviceCommand::Command(args) => {
-            let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
             let command = match args.command {
                 SimpleCommand::Info => schemas::events::DeviceCommand::Info,
                 SimpleCommand::Check => schemas::events::DeviceCommand::Check,
@@ -513,19 +554,24 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     schemas::events::DeviceCommand::QueryUsers { badge_number: None }
                 }
             };
-            let id =
-                gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, Utc::now())
-                    .await?;
+            let sn = valid_sn(&args.common.sn)?;
+            let act = DeviceAct::Send {
+                sn: sn.clone(),
+                command,
+                expires_at: None,
+            };
+            let id = queue_act(&args.common, act).await?;
             println!("queued command {id} for {sn}");
-            ledger.drain().await?;
         }
         DeviceCommand::Commands(args) => {
             let (ledger, tenant, _) = open(&args.common).await?;
-            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
-            let (queue, _) = gateway::commands::load(&ledger, &tenant, &sn).await?;
+            let sn = valid_sn(&args.common.sn)?;
+            let state = load_devices(&ledger, &tenant).await?;
+            let empty = devices::Queue::default();
+            let queue = state.queues.get(&sn).unwrap_or(&empty);
             println!("{:>4}  {:<22}  command", "id", "state");
-            for command in queue.commands.values() {
-                use gateway::commands::CommandState;
+            for command in queue.commands.commands.values() {
+                use devices::queue::CommandState;
                 let state = match &command.state {
                     CommandState::Queued => "queued".to_owned(),
                     CommandState::Delivered { at } => {
@@ -546,17 +592,17 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             ledger.drain().await?;
         }
         DeviceCommand::Retry(args) => {
-            let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
-            let id =
-                gateway::commands::retry(&ledger, &tenant, &sn, args.id, actor, Utc::now()).await?;
+            let sn = valid_sn(&args.common.sn)?;
+            let act = DeviceAct::Retry {
+                sn: sn.clone(),
+                command_id: args.id,
+            };
+            let id = queue_act(&args.common, act).await?;
             println!("queued command {id} for {sn}, retrying command {}", args.id);
-            ledger.drain().await?;
         }
         DeviceCommand::Scope(args) => {
-            let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
-            let scope = gateway::roster::Scope {
+            let sn = valid_sn(&args.common.sn)?;
+            let scope = devices::Scope {
                 people: ids(&args.people),
                 departments: ids(&args.departments),
                 include_sub_departments: args.include_sub_departments,
@@ -567,114 +613,127 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     OnLeaving::Disable => schemas::events::LeavingScope::Disable,
                 },
             };
-            let changes =
-                gateway::roster::set_scope(&ledger, &tenant, &sn, &scope, actor, Utc::now())
-                    .await?;
+            let done = device_act(
+                &args.common,
+                DeviceAct::Scope {
+                    sn: sn.clone(),
+                    scope,
+                },
+            )
+            .await?;
             println!("scope of {sn} set");
-            print_changes(changes.iter().map(|c| (&sn, c)));
-            ledger.drain().await?;
+            print_changes(done.changes.iter().map(|(sn, c)| (sn, c)));
         }
         DeviceCommand::Import(args) => import_export(args).await?,
         DeviceCommand::Privilege(args) => {
-            let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+            let sn = valid_sn(&args.common.sn)?;
             let privilege = match args.privilege {
                 Privilege::User => schemas::events::DevicePrivilege::User,
                 Privilege::Registrar => schemas::events::DevicePrivilege::Registrar,
                 Privilege::Admin => schemas::events::DevicePrivilege::Admin,
             };
             let person = schemas::ids::PersonId::from(args.person.trim());
-            let changes = gateway::roster::set_privilege(
-                &ledger,
-                &tenant,
-                &sn,
-                &person,
+            let act = DeviceAct::Privilege {
+                sn: sn.clone(),
+                person_id: person.clone(),
                 privilege,
-                actor,
-                Utc::now(),
-            )
-            .await?;
+            };
+            let done = device_act(&args.common, act).await?;
             println!("{person} is {privilege:?} on {sn}");
-            print_changes(changes.iter().map(|c| (&sn, c)));
-            ledger.drain().await?;
+            print_changes(done.changes.iter().map(|(sn, c)| (sn, c)));
         }
         DeviceCommand::Reupload(args) => {
-            let (ledger, tenant, actor) = open(&args.common).await?;
-            let sn = bound_sn(&ledger, &tenant, &args.common.sn).await?;
-            if args.to < args.from {
-                return Err(ledger::LedgerError::Rejected(format!(
-                    "--to {} is before --from {}",
-                    args.to, args.from
-                ))
-                .into());
-            }
-            let (start, end) = (
-                args.from.and_time(chrono::NaiveTime::MIN),
-                args.to.and_hms_opt(23, 59, 59).unwrap_or_default(),
-            );
-            let now = Utc::now();
-            // The people's badge numbers, each person known and holding one.
-            let mut badge_numbers = Vec::new();
-            if !args.people.is_empty() {
-                let rosters = gateway::roster::load(&ledger, &tenant).await?;
-                for id in ids::<schemas::ids::PersonId>(&args.people) {
-                    let person = rosters.people.people.get(&id).ok_or_else(|| {
-                        admin::AdminError::from(admin::Refusal::UnknownPerson(id.clone()))
-                    })?;
-                    let badge = person.badge.clone().ok_or_else(|| {
-                        ledger::LedgerError::Rejected(format!(
-                            "{id} has no badge number: no device holds records of them"
-                        ))
-                    })?;
-                    badge_numbers.push(badge);
-                }
-            }
-            let request = schemas::events::ReuploadRequested {
-                request_id: schemas::ids::RequestId::from(
-                    format!("reupload-{}-{}", sn, now.timestamp_millis()).as_str(),
-                ),
-                sns: vec![sn.clone()],
-                start,
-                end,
-                badge_numbers: badge_numbers.clone(),
+            let sn = valid_sn(&args.common.sn)?;
+            let people: Vec<schemas::ids::PersonId> = ids(&args.people);
+            let act = DeviceAct::Reupload {
+                sn: sn.clone(),
+                from: args.from,
+                to: args.to,
+                people: people.clone(),
             };
-            ledger
-                .append(
-                    &schemas::Envelope::new(tenant.clone(), actor.clone(), request, now),
-                    ledger::Expected::Any,
-                )
-                .await?;
-            let command = schemas::events::DeviceCommand::QueryAttendance {
-                start,
-                end,
-                badge_numbers: badge_numbers.clone(),
-            };
-            let id =
-                gateway::commands::queue(&ledger, &tenant, &sn, command, None, actor, now).await?;
-            let whose = if badge_numbers.is_empty() {
+            let id = queue_act(&args.common, act).await?;
+            let whose = if people.is_empty() {
                 String::new()
             } else {
-                let list: Vec<&str> = badge_numbers.iter().map(|b| b.as_str()).collect();
-                format!(" for badge numbers {}", list.join(", "))
+                let list: Vec<&str> = people.iter().map(|p| p.as_str()).collect();
+                format!(" for {}", list.join(", "))
             };
             println!(
                 "queued re-upload of {} to {}{whose} as command {id} for {sn}",
                 args.from, args.to
             );
-            ledger.drain().await?;
         }
     }
     Ok(())
+}
+
+fn valid_sn(sn: &str) -> anyhow::Result<schemas::ids::DeviceSn> {
+    devices::valid_sn(sn.trim()).map_err(|r| commands::CommandError::Refused(r).into())
+}
+
+/// Executes a device act (and the roster rounds after it), says if it was done before.
+async fn device_act(common: &Common, act: DeviceAct) -> anyhow::Result<devices::Executed> {
+    let (ledger, tenant, actor) = open(common).await?;
+    let request = common.request(tenant, actor, act);
+    let done = devices::execute(&ledger, &request, Utc::now()).await?;
+    if let commands::Outcome::AlreadyDone(_) = done.outcome {
+        println!(
+            "already done (command {}): nothing new stored",
+            request.command_id
+        );
+    }
+    ledger.drain().await?;
+    Ok(done)
+}
+
+/// Executes a device act that queues one command; the id it took on the device.
+async fn queue_act(common: &Common, act: DeviceAct) -> anyhow::Result<u64> {
+    let (ledger, tenant, actor) = open(common).await?;
+    let request = common.request(tenant, actor, act);
+    let (id, _) = devices::execute_queueing(&ledger, &request, Utc::now()).await?;
+    ledger.drain().await?;
+    Ok(id)
+}
+
+/// The tenant's devices as the write side folds them (direct gets: nothing is left on
+/// the server).
+async fn load_devices(ledger: &Ledger, tenant: &TenantId) -> anyhow::Result<devices::Devices> {
+    use commands::State;
+    use futures::StreamExt;
+    let p = ledger.partitions();
+    let filters = [
+        schemas::AggregateKind::Department,
+        schemas::AggregateKind::Person,
+        schemas::AggregateKind::Device,
+        schemas::AggregateKind::DeviceCommands,
+    ]
+    .map(|kind| p.kind_filter(tenant, kind));
+    let mut events = ledger
+        .read(tenant, ledger::ReadFrom::any_of(filters.into()))
+        .await?;
+    let mut state = devices::Devices::default();
+    while let Some(r) = events.next().await {
+        let r = r?;
+        state.apply(r.sequence, &r.envelope);
+    }
+    Ok(state)
 }
 
 /// Imports a device's USB export in pieces, each stored before the next is read.
 async fn import_export(args: ImportArgs) -> anyhow::Result<()> {
     use futures::StreamExt;
     let (ledger, tenant, actor) = open(&args.common).await?;
-    let sn = admin::valid_sn(&args.common.sn).map_err(admin::AdminError::from)?;
+    let sn = valid_sn(&args.common.sn)?;
     let binding = match admin::lookup(&ledger, &sn).await? {
         Some(binding) if binding.tenant == tenant => binding,
-        _ => return Err(admin::AdminError::from(admin::Refusal::NotBound(sn)).into()),
+        _ => {
+            return Err(
+                commands::CommandError::Refused(commands::Rejection::Unknown(format!(
+                    "device {sn} is not bound to this tenant"
+                )))
+                .into(),
+            );
+        }
     };
     let bytes = std::fs::read(&args.file).map_err(|e| {
         ledger::LedgerError::Rejected(format!("--file {}: {e}", args.file.display()))
@@ -730,19 +789,6 @@ async fn import_export(args: ImportArgs) -> anyhow::Result<()> {
     );
     ledger.drain().await?;
     Ok(())
-}
-
-/// The SN, if it is bound to `tenant`; refused otherwise.
-async fn bound_sn(
-    ledger: &Ledger,
-    tenant: &TenantId,
-    sn: &str,
-) -> anyhow::Result<schemas::ids::DeviceSn> {
-    let sn = admin::valid_sn(sn).map_err(admin::AdminError::from)?;
-    match admin::lookup(ledger, &sn).await? {
-        Some(binding) if &binding.tenant == tenant => Ok(sn),
-        _ => Err(admin::AdminError::from(admin::Refusal::NotBound(sn)).into()),
-    }
 }
 
 async fn open(common: &Common) -> anyhow::Result<(Ledger, TenantId, Actor)> {
@@ -868,8 +914,8 @@ async fn person(command: PersonCommand) -> anyhow::Result<()> {
         }
     }
     println!("{said}");
-    let changes = gateway::roster::sync(&ledger, &tenant, actor, now).await?;
-    print_changes(changes.iter().map(|(sn, c)| (sn, c)));
+    let changes = devices::sync(&ledger, &tenant, &actor, &base, None, now).await?;
+    print_changes(changes.changes.iter().map(|(sn, c)| (sn, c)));
     ledger.drain().await?;
     Ok(())
 }
@@ -926,9 +972,9 @@ fn ids<T: for<'a> From<&'a str>>(values: &[String]) -> Vec<T> {
 
 /// One line per roster command queued.
 fn print_changes<'a>(
-    changes: impl Iterator<Item = (&'a schemas::ids::DeviceSn, &'a gateway::roster::Change)>,
+    changes: impl Iterator<Item = (&'a schemas::ids::DeviceSn, &'a devices::Change)>,
 ) {
-    use gateway::roster::Change;
+    use devices::Change;
     for (sn, change) in changes {
         match change {
             Change::Push {

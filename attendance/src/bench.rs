@@ -330,20 +330,19 @@ async fn ingest_run(
         let mut devices = Vec::with_capacity(count);
         for d in 0..count {
             let sn = format!("BENCH{run:02}D{d:03}");
-            let cmd = gateway::admin::BindDevice {
-                tenant: tenant.clone(),
+            let cmd = commands::devices::Bind {
                 sn: DeviceSn::from(sn.as_str()),
                 name: sn.clone(),
                 model: None,
                 zone: ZoneName::parse("Asia/Manila")?,
                 records_from: NaiveDate::from_ymd_opt(2019, 1, 1),
             };
-            gateway::admin::bind(
+            let actor = Actor::System {
+                component: "bench".into(),
+            };
+            commands::devices::bind(
                 &ledger,
-                &cmd,
-                Actor::System {
-                    component: "bench".into(),
-                },
+                &commands::Request::new(tenant.clone(), actor, cmd),
                 Utc::now(),
             )
             .await?;

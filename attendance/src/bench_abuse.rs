@@ -131,19 +131,19 @@ pub async fn run(args: AbuseBench) -> anyhow::Result<()> {
     ledger.provision().await?;
     let tenant = TenantId::parse("abuse")?;
     let sn = DeviceSn::from("ABUSE0001");
-    gateway::admin::bind(
+    let bind = commands::devices::Bind {
+        sn: sn.clone(),
+        name: "abused".into(),
+        model: None,
+        zone: ZoneName::parse("Asia/Shanghai")?,
+        records_from: NaiveDate::from_ymd_opt(2000, 1, 1),
+    };
+    let actor = Actor::System {
+        component: "bench".into(),
+    };
+    commands::devices::bind(
         &ledger,
-        &gateway::admin::BindDevice {
-            tenant: tenant.clone(),
-            sn: sn.clone(),
-            name: "abused".into(),
-            model: None,
-            zone: ZoneName::parse("Asia/Shanghai")?,
-            records_from: NaiveDate::from_ymd_opt(2000, 1, 1),
-        },
-        Actor::System {
-            component: "bench".into(),
-        },
+        &commands::Request::new(tenant.clone(), actor, bind),
         Utc::now(),
     )
     .await?;

@@ -90,17 +90,16 @@ pub async fn run(args: PollsBench) -> anyhow::Result<()> {
             let tenant = tenant.clone();
             let actor = actor.clone();
             async move {
-                gateway::admin::bind(
+                let bind = commands::devices::Bind {
+                    sn: sn(i),
+                    name: format!("door {i}"),
+                    model: None,
+                    zone: ZoneName::parse("Asia/Shanghai")?,
+                    records_from: NaiveDate::from_ymd_opt(2024, 1, 1),
+                };
+                commands::devices::bind(
                     &ledger,
-                    &gateway::admin::BindDevice {
-                        tenant,
-                        sn: sn(i),
-                        name: format!("door {i}"),
-                        model: None,
-                        zone: ZoneName::parse("Asia/Shanghai")?,
-                        records_from: NaiveDate::from_ymd_opt(2024, 1, 1),
-                    },
-                    actor,
+                    &commands::Request::new(tenant, actor, bind),
                     Utc::now(),
                 )
                 .await?;
@@ -180,12 +179,11 @@ async fn measure(
                     let actor = Actor::System {
                         component: "bench".into(),
                     };
-                    if gateway::commands::queue(
+                    if commands::devices::send(
                         &ledger,
                         &tenant,
                         &device,
                         command,
-                        None,
                         actor,
                         Utc::now(),
                     )
@@ -334,10 +332,7 @@ async fn measure(
                 while next < end {
                     tokio::time::sleep_until(next).await;
                     let sent = Instant::now();
-                    if gateway::commands::load(&ledger, &tenant, &sn(i))
-                        .await
-                        .is_ok()
-                    {
+                    if read_queue(&ledger, &tenant, &sn(i)).await.is_ok() {
                         baseline.lock().expect("not poisoned").push(sent.elapsed());
                     }
                     next += every;
@@ -371,4 +366,22 @@ async fn measure(
         polled_p99.as_secs_f64() / percentile(&baseline, 0.99).as_secs_f64().max(f64::EPSILON)
     );
     Ok(())
+}
+
+/// What serving a poll from the stream costs: the device's command subject read whole
+/// (direct gets) and folded.
+async fn read_queue(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    sn: &DeviceSn,
+) -> anyhow::Result<commands::devices::queue::CommandQueue> {
+    let aggregate = schemas::Aggregate::new(schemas::AggregateKind::DeviceCommands, sn.as_str());
+    let filter = ledger.partitions().event_subject(tenant, &aggregate);
+    let mut events = ledger.read(tenant, ledger::ReadFrom::only(filter)).await?;
+    let mut queue = commands::devices::queue::CommandQueue::default();
+    while let Some(recorded) = events.next().await {
+        let recorded = recorded?;
+        queue.apply(&recorded.envelope.event, recorded.envelope.recorded_at);
+    }
+    Ok(queue)
 }

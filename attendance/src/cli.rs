@@ -115,8 +115,15 @@ async fn commands_service(args: NatsArgs) -> anyhow::Result<()> {
     let shutdown = crate::up::shutdown_signal();
     let ledger = ledger::Ledger::connect(&args.nats, args.ledger.config()).await?;
     ledger.provision().await?;
-    let (service, tasks) =
+    let (service, mut tasks) =
         commands::service::start(ledger.clone(), commands::service::system_clock()).await?;
+    // Daily at 00:00 in each device's zone, on one instance of all that run.
+    tasks.push(tokio::spawn(commands::jobs::run_scopes(
+        ledger.clone(),
+        commands::service::system_clock(),
+        commands::jobs::JobOptions::new(projections::worker::default_instance()),
+        std::future::pending(),
+    )));
     println!(
         "command service on {}: {}.<tenant>.<family> (families: {}). Press Ctrl-C to stop.",
         args.nats,

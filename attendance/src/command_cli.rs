@@ -30,6 +30,7 @@ pub struct Caller {
 /// (a roster sync).
 pub struct Executed {
     pub ledger: Ledger,
+    pub command_id: CommandId,
     pub tenant: TenantId,
     pub actor: Actor,
     pub now: DateTime<Utc>,
@@ -88,6 +89,7 @@ impl Caller {
         print_outcome(&command_id, &outcome);
         Ok(Executed {
             ledger,
+            command_id,
             tenant,
             actor,
             now,

@@ -46,9 +46,8 @@ async fn claim_device(
     tenant: &TenantId,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    use gateway::admin::{self, AdminError, BindDevice, Refusal};
-    let bind = BindDevice {
-        tenant: tenant.clone(),
+    use commands::devices::{self, Bind};
+    let bind = Bind {
         sn: DeviceSn::from(DEVICE),
         name: "Front door".into(),
         model: Some("SpeedFace-V5L".into()),
@@ -58,10 +57,16 @@ async fn claim_device(
     let admin = Actor::User {
         user_id: UserId::from("demo-admin"),
     };
-    match admin::bind(ledger, &bind, admin, now).await {
-        Ok(()) | Err(AdminError::Refused(Refusal::AlreadyBound(_))) => Ok(()),
-        Err(AdminError::Refused(Refusal::BoundElsewhere(sn))) => {
-            tracing::warn!(%sn, "the demo device is bound to another tenant; the demo goes on without it");
+    let request = commands::Request {
+        tenant: tenant.clone(),
+        actor: admin,
+        command_id: schemas::ids::CommandId::from("demo-bind"),
+        command: bind,
+    };
+    match devices::bind(ledger, &request, now).await {
+        Ok(_) => Ok(()),
+        Err(commands::CommandError::Refused(r)) => {
+            tracing::warn!(sn = DEVICE, reason = %r, "the demo device cannot be bound here; the demo goes on without it");
             Ok(())
         }
         Err(e) => Err(e.into()),

@@ -95,11 +95,7 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         Some(commands::CommandError::Ledger(e)) => return e.exit_code(),
         None => {}
     }
-    match e.downcast_ref::<gateway::admin::AdminError>() {
-        Some(gateway::admin::AdminError::Refused(_)) => 65,
-        Some(gateway::admin::AdminError::Ledger(e)) => e.exit_code(),
-        None => 1,
-    }
+    1
 }
 
 fn init_tracing(verbose: u8) {

@@ -97,8 +97,14 @@ async fn serve(args: &UpArgs, url: &str, embedded: Option<&mut Supervised>) -> a
     }
 
     let gateway = crate::serve::start_gateway(&ledger, args.listen, args.limits.limits()?).await?;
-    let (command_service, command_tasks) =
+    let (command_service, mut command_tasks) =
         commands::service::start(ledger.clone(), commands::service::system_clock()).await?;
+    command_tasks.push(tokio::spawn(commands::jobs::run_scopes(
+        ledger.clone(),
+        commands::service::system_clock(),
+        commands::jobs::JobOptions::new(projections::worker::default_instance()),
+        std::future::pending(),
+    )));
     let mut store = args.store.clone();
     if store.dir == std::path::Path::new("data/projections") {
         store.dir = args.data.join("projections");

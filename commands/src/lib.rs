@@ -15,6 +15,8 @@
 //! carry it, so a retried command stores its facts once, inside JetStream's duplicate
 //! window by the ids, after it by the state recognising the command as already done.
 
+pub mod devices;
+pub mod jobs;
 pub mod organisation;
 pub mod periods;
 pub mod requests;
@@ -86,19 +88,26 @@ pub trait Command {
     fn reads(&self) -> &'static [AggregateKind];
     /// The kind whose every aggregate must be as it was read for the append to go
     /// through: decisions that span aggregates of one kind (one rule a person follows,
-    /// one holder of a badge number) hold under concurrency this way.
-    fn guards(&self) -> AggregateKind;
+    /// one holder of a badge number) hold under concurrency this way. `None`: the
+    /// decided events guard their own aggregates ([`Decided::expect_last`]), as adding
+    /// to one device's command queue does.
+    fn guards(&self) -> Option<AggregateKind>;
     /// The events the command makes happen, or why it is refused. Pure: the clock is
     /// passed in.
     fn decide(&self, state: &Self::State, now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection>;
 }
 
-/// An event a command decided, and when it happens in the world if not now (a transfer
-/// effective on a later date).
+/// An event a command decided, when it happens in the world if not now (a transfer
+/// effective on a later date), and what its own aggregate must look like for it to be
+/// stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decided {
     pub event: Event,
     pub occurred_at: Option<DateTime<Utc>>,
+    /// The sequence of its aggregate's last event as the decision read it (0: none),
+    /// checked when the batch is stored; not on the batch's first event when the
+    /// command guards a kind (that event carries the kind's guard).
+    pub expect_last: Option<u64>,
 }
 
 impl<E: Into<Event>> From<E> for Decided {
@@ -106,7 +115,16 @@ impl<E: Into<Event>> From<E> for Decided {
         Self {
             event: e.into(),
             occurred_at: None,
+            expect_last: None,
         }
+    }
+}
+
+impl Decided {
+    /// Stored only if its aggregate's last event is still at `sequence` (0: none).
+    pub fn expecting(mut self, sequence: u64) -> Self {
+        self.expect_last = Some(sequence);
+        self
     }
 }
 
@@ -144,6 +162,18 @@ pub struct Request<C> {
     pub command: C,
 }
 
+impl<C> Request<C> {
+    /// A request under a fresh command id ([`mint_command_id`]).
+    pub fn new(tenant: TenantId, actor: Actor, command: C) -> Self {
+        Self {
+            tenant,
+            actor,
+            command_id: mint_command_id(),
+            command,
+        }
+    }
+}
+
 /// A state as loaded: the fold, the last sequence of the guarded kind, and the events
 /// an earlier execution of this command id stored.
 struct Loaded<S> {
@@ -162,7 +192,7 @@ async fn load<C: Command>(
     let filters = command
         .reads()
         .iter()
-        .chain(std::iter::once(&command.guards()))
+        .chain(command.guards().as_ref())
         .map(|k| p.kind_filter(tenant, *k))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -178,7 +208,7 @@ async fn load<C: Command>(
     while let Some(recorded) = events.next().await {
         let recorded = recorded?;
         let envelope = &recorded.envelope;
-        if envelope.event.aggregate().kind == guard {
+        if Some(envelope.event.aggregate().kind) == guard {
             loaded.guard_last = loaded.guard_last.max(recorded.sequence);
         }
         if envelope.command_id.as_ref() == Some(command_id) {
@@ -201,6 +231,16 @@ pub async fn execute<C: Command>(
     request: &Request<C>,
     now: DateTime<Utc>,
 ) -> Result<Outcome, CommandError> {
+    Ok(execute_stored(ledger, request, now).await?.0)
+}
+
+/// [`execute`], also answering the envelopes this execution stored (none when the
+/// command was done before).
+pub async fn execute_stored<C: Command>(
+    ledger: &Ledger,
+    request: &Request<C>,
+    now: DateTime<Utc>,
+) -> Result<(Outcome, Vec<Envelope>), CommandError> {
     let guard = request.command.guards();
     for attempt in 1..=ATTEMPTS {
         let loaded = load(
@@ -211,14 +251,24 @@ pub async fn execute<C: Command>(
         )
         .await?;
         if !loaded.done.is_empty() {
-            return Ok(Outcome::AlreadyDone(loaded.done));
+            return Ok((Outcome::AlreadyDone(loaded.done), Vec::new()));
         }
         // Rights are checked here (identity and rights: the next step of the write side).
-        let events = request.command.decide(&loaded.state, now)?;
-        if events.is_empty() {
-            return Ok(Outcome::Applied(Vec::new()));
+        let decided = request.command.decide(&loaded.state, now)?;
+        if decided.is_empty() {
+            return Ok((Outcome::Applied(Vec::new()), Vec::new()));
         }
-        let envelopes: Vec<Envelope> = events
+        let expectations: Vec<Expected> = decided
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match (i, guard, d.expect_last) {
+                (0, Some(kind), _) => Expected::LastOfKind(kind, loaded.guard_last),
+                (_, _, Some(0)) => Expected::Empty,
+                (_, _, Some(sequence)) => Expected::LastSequence(sequence),
+                (_, _, None) => Expected::Any,
+            })
+            .collect();
+        let envelopes: Vec<Envelope> = decided
             .into_iter()
             .enumerate()
             .map(|(i, d)| {
@@ -227,23 +277,20 @@ pub async fn execute<C: Command>(
                     .of_command(&request.command_id, i)
             })
             .collect();
-        // All or none (a JetStream atomic batch), the first carrying the expectation.
-        match ledger
-            .append_atomic(&envelopes, Expected::LastOfKind(guard, loaded.guard_last))
-            .await
-        {
+        let batch: Vec<(&Envelope, Expected)> = envelopes.iter().zip(expectations).collect();
+        // All or none (a JetStream atomic batch), the first carrying the kind's guard.
+        match ledger.append_atomic_expecting(&batch).await {
             Ok(appended) => {
-                return Ok(Outcome::Applied(
-                    envelopes
-                        .iter()
-                        .zip(appended)
-                        .map(|(e, a)| Stored {
-                            event_id: e.event_id,
-                            kind: e.event.kind(),
-                            sequence: a.sequence,
-                        })
-                        .collect(),
-                ));
+                let stored = envelopes
+                    .iter()
+                    .zip(appended)
+                    .map(|(e, a)| Stored {
+                        event_id: e.event_id,
+                        kind: e.event.kind(),
+                        sequence: a.sequence,
+                    })
+                    .collect();
+                return Ok((Outcome::Applied(stored), envelopes));
             }
             Err(LedgerError::Conflict { .. }) => {
                 tracing::debug!(
@@ -252,6 +299,14 @@ pub async fn execute<C: Command>(
                     attempt,
                     "another command changed what this one read; deciding again"
                 );
+                // Rivals that collided once would collide again at once: each waits a
+                // jittered, growing while before reading again.
+                let jitter = u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos()),
+                ) % (5 << attempt.min(6));
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
             Err(e) => return Err(e.into()),
         }

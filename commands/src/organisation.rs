@@ -237,8 +237,8 @@ impl Command for DepartmentCommand {
         &[AggregateKind::Department]
     }
 
-    fn guards(&self) -> AggregateKind {
-        AggregateKind::Department
+    fn guards(&self) -> Option<AggregateKind> {
+        Some(AggregateKind::Department)
     }
 
     fn decide(&self, org: &Organisation, now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection> {
@@ -596,8 +596,8 @@ impl Command for PersonCommand {
         &[AggregateKind::Person, AggregateKind::Department]
     }
 
-    fn guards(&self) -> AggregateKind {
-        AggregateKind::Person
+    fn guards(&self) -> Option<AggregateKind> {
+        Some(AggregateKind::Person)
     }
 
     fn decide(&self, org: &Organisation, now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection> {
@@ -702,6 +702,7 @@ impl Command for PersonCommand {
                     }
                     .into(),
                     occurred_at: Some(from_date(*effective_from)),
+                    expect_last: None,
                 }])
             }
             Self::Leave {

@@ -56,8 +56,8 @@ impl Command for PeriodCommand {
         &[AggregateKind::Period]
     }
 
-    fn guards(&self) -> AggregateKind {
-        AggregateKind::Period
+    fn guards(&self) -> Option<AggregateKind> {
+        Some(AggregateKind::Period)
     }
 
     fn decide(&self, s: &Periods, now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection> {

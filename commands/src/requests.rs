@@ -278,8 +278,8 @@ impl Command for RequestCommand {
         ]
     }
 
-    fn guards(&self) -> AggregateKind {
-        AggregateKind::Person
+    fn guards(&self) -> Option<AggregateKind> {
+        Some(AggregateKind::Person)
     }
 
     fn decide(&self, s: &Requests, now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection> {

@@ -207,11 +207,11 @@ impl Command for RuleCommand {
         ]
     }
 
-    fn guards(&self) -> AggregateKind {
-        match self {
+    fn guards(&self) -> Option<AggregateKind> {
+        Some(match self {
             Self::PublishCalendar { .. } => AggregateKind::Calendar,
             _ => AggregateKind::Rule,
-        }
+        })
     }
 
     fn decide(&self, state: &Rules, now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection> {

@@ -222,12 +222,12 @@ impl Command for ScheduleCommand {
         ]
     }
 
-    fn guards(&self) -> AggregateKind {
-        match self {
+    fn guards(&self) -> Option<AggregateKind> {
+        Some(match self {
             Self::DefineShift { .. } => AggregateKind::Shift,
             Self::DefineCycle { .. } => AggregateKind::Cycle,
             _ => AggregateKind::Schedule,
-        }
+        })
     }
 
     fn decide(&self, s: &Schedules, _now: DateTime<Utc>) -> Result<Vec<Decided>, Rejection> {

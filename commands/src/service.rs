@@ -14,6 +14,7 @@ use schemas::Actor;
 use schemas::ids::{CommandId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
+use crate::devices::{self, DeviceAct};
 use crate::organisation::{DepartmentCommand, PersonCommand};
 use crate::periods::PeriodCommand;
 use crate::requests::RequestCommand;
@@ -25,13 +26,14 @@ pub const COMMAND_PREFIX: &str = "lc.cmd.v1";
 pub const SERVICE_NAME: &str = "ledgerclock-commands";
 pub const SERVICE_VERSION: &str = "0.1.0";
 /// The command families, each an endpoint `lc.cmd.v1.*.<family>`.
-pub const FAMILIES: [&str; 6] = [
+pub const FAMILIES: [&str; 7] = [
     "rules",
     "departments",
     "people",
     "requests",
     "schedules",
     "periods",
+    "devices",
 ];
 
 /// A request: the command, under the caller's id for it.
@@ -59,21 +61,24 @@ pub struct Answer {
     pub outcome: Done,
     pub command_id: CommandId,
     pub events: Vec<Stored>,
+    /// What bringing the devices in line stored after the command (a hire, a
+    /// transfer, a scope: the people each scoped device is sent or loses), in rounds
+    /// of whole changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Stored>,
 }
 
 impl Answer {
     pub fn of(command_id: CommandId, outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Applied(events) => Self {
-                outcome: Done::Applied,
-                command_id,
-                events,
-            },
-            Outcome::AlreadyDone(events) => Self {
-                outcome: Done::AlreadyDone,
-                command_id,
-                events,
-            },
+        let (outcome, events) = match outcome {
+            Outcome::Applied(events) => (Done::Applied, events),
+            Outcome::AlreadyDone(events) => (Done::AlreadyDone, events),
+        };
+        Self {
+            outcome,
+            command_id,
+            events,
+            devices: Vec::new(),
         }
     }
 }
@@ -132,12 +137,43 @@ pub async fn handle(
         "departments" => {
             let request: CommandEnvelope<DepartmentCommand> = serde_json::from_slice(payload)
                 .map_err(|e| error(400, format!("not a departments command: {e}")))?;
-            run(ledger, tenant, request, now).await?
+            let answer = run(ledger, tenant.clone(), request, now).await?;
+            devices_follow(ledger, &tenant, answer, now).await
         }
         "people" => {
             let request: CommandEnvelope<PersonCommand> = serde_json::from_slice(payload)
                 .map_err(|e| error(400, format!("not a people command: {e}")))?;
-            run(ledger, tenant, request, now).await?
+            let answer = run(ledger, tenant.clone(), request, now).await?;
+            devices_follow(ledger, &tenant, answer, now).await
+        }
+        "devices" => {
+            let request: CommandEnvelope<DeviceAct> = serde_json::from_slice(payload)
+                .map_err(|e| error(400, format!("not a devices command: {e}")))?;
+            if request.command_id.as_str().is_empty() || request.command_id.as_str().len() > 128 {
+                return Err(error(400, "command_id: 1 to 128 characters"));
+            }
+            let command_id = request.command_id.clone();
+            let executed = devices::execute(
+                ledger,
+                &Request {
+                    tenant: tenant.clone(),
+                    actor: Actor::User {
+                        user_id: request.actor,
+                    },
+                    command_id: request.command_id,
+                    command: request.command,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| {
+                tracing::info!(%tenant, %command_id, error = %e, "command refused");
+                command_error(&e)
+            })?;
+            Answer {
+                devices: executed.followed,
+                ..Answer::of(command_id, executed.outcome)
+            }
         }
         "requests" => {
             let request: CommandEnvelope<RequestCommand> = serde_json::from_slice(payload)
@@ -159,6 +195,28 @@ pub async fn handle(
     Ok(Bytes::from(
         serde_json::to_vec(&answer).expect("an answer is JSON"),
     ))
+}
+
+/// Devices follow a change of people or departments: the rounds that bring every
+/// scoped device in line, under ids derived from the command's. The command stands
+/// whatever happens here; a device left behind is brought in line by the next change
+/// or by the daily scope job.
+async fn devices_follow(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    mut answer: Answer,
+    now: DateTime<Utc>,
+) -> Answer {
+    let actor = Actor::System {
+        component: "commands".into(),
+    };
+    match devices::sync(ledger, tenant, &actor, &answer.command_id, None, now).await {
+        Ok(synced) => answer.devices = synced.stored,
+        Err(e) => {
+            tracing::warn!(%tenant, command_id = %answer.command_id, error = %e, "devices not brought in line; the next sync will")
+        }
+    }
+    answer
 }
 
 async fn run<C: crate::Command>(
@@ -268,6 +326,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         (
             "periods.request",
             schemars::schema_for!(CommandEnvelope<PeriodCommand>),
+        ),
+        (
+            "devices.request",
+            schemars::schema_for!(CommandEnvelope<DeviceAct>),
         ),
         ("answer", schemars::schema_for!(Answer)),
     ]

@@ -1,7 +1,7 @@
-//! A device's command queue, folded from its `devcmd` events: what is waiting, what was
-//! delivered, what the device answered. Pure; the HTTP shell reads the events, asks
-//! `poll` or `results` what to append, appends, then answers the device. Because the
-//! queue is only events, any gateway instance serves any device.
+//! Delivering a device's command queue (folded from its `devcmd` events by
+//! `commands::devices::queue`; the write side queues and retries there). Pure; the HTTP
+//! shell asks `poll` or `results` what to append, appends, then answers the device.
+//! Because the queue is only events, any gateway instance serves any device.
 //!
 //! A poll hands over what firmware can take in one reply ([`DeliveryLimits`]), the rest
 //! on later polls; commands made moot by a later one of the same purpose before the
@@ -19,81 +19,14 @@ use schemas::events::{
 };
 use schemas::ids::DeviceSn;
 
+pub use ::commands::devices::queue::{CommandQueue, CommandState, QueuedCommand};
+
 use crate::protocol::Dialect;
 use crate::protocol::commands::{CommandResult, ends_session, render};
 
 /// A delivered command with no result after this long is delivered again (the device
 /// may have lost the reply).
 pub const REDELIVER_AFTER: Duration = Duration::minutes(10);
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommandState {
-    Queued,
-    Delivered { at: DateTime<Utc> },
-    Done { return_code: i32 },
-    Failed,
-    Expired,
-    Superseded { by: u64 },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueuedCommand {
-    pub id: u64,
-    pub command: DeviceCommand,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub state: CommandState,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CommandQueue {
-    pub commands: BTreeMap<u64, QueuedCommand>,
-}
-
-impl CommandQueue {
-    /// Folds one event recorded at `recorded_at`; events of other kinds are not about a
-    /// command queue and change nothing.
-    pub fn apply(&mut self, event: &Event, recorded_at: DateTime<Utc>) {
-        match event {
-            Event::DeviceCommandQueued(e) => {
-                self.commands.insert(
-                    e.command_id,
-                    QueuedCommand {
-                        id: e.command_id,
-                        command: e.command.clone(),
-                        expires_at: e.expires_at,
-                        state: CommandState::Queued,
-                    },
-                );
-            }
-            Event::DeviceCommandDelivered(e) => {
-                self.set(e.command_id, CommandState::Delivered { at: recorded_at })
-            }
-            Event::DeviceCommandAcknowledged(e) => self.set(
-                e.command_id,
-                CommandState::Done {
-                    return_code: e.return_code,
-                },
-            ),
-            Event::DeviceCommandFailed(e) => self.set(e.command_id, CommandState::Failed),
-            Event::DeviceCommandExpired(e) => self.set(e.command_id, CommandState::Expired),
-            Event::DeviceCommandSuperseded(e) => {
-                self.set(e.command_id, CommandState::Superseded { by: e.by });
-            }
-            _ => {}
-        }
-    }
-
-    fn set(&mut self, id: u64, state: CommandState) {
-        if let Some(command) = self.commands.get_mut(&id) {
-            command.state = state;
-        }
-    }
-
-    /// The id for the next command: one past the highest ever queued.
-    pub fn next_id(&self) -> u64 {
-        self.commands.keys().next_back().map_or(1, |id| id + 1)
-    }
-}
 
 /// How much one `getrequest` reply may carry. PUSH 3.2.0 allows 200 commands or
 /// 40 KB; real servers send far fewer, and firmware with little memory drops what it
@@ -281,125 +214,10 @@ pub fn results(queue: &CommandQueue, sn: &DeviceSn, results: &[CommandResult]) -
         .collect()
 }
 
-/// The device's queue as the ledger has it, and the sequence to expect when adding to it.
-pub async fn load(
-    ledger: &ledger::Ledger,
-    tenant: &schemas::ids::TenantId,
-    sn: &DeviceSn,
-) -> Result<(CommandQueue, ledger::Expected), ledger::LedgerError> {
-    use futures::StreamExt;
-    let aggregate = schemas::Aggregate::new(schemas::AggregateKind::DeviceCommands, sn.as_str());
-    let filter = ledger.partitions().event_subject(tenant, &aggregate);
-    let mut events = ledger.read(tenant, ledger::ReadFrom::only(filter)).await?;
-    let mut queue = CommandQueue::default();
-    let mut last = 0;
-    while let Some(recorded) = events.next().await {
-        let recorded = recorded?;
-        queue.apply(&recorded.envelope.event, recorded.envelope.recorded_at);
-        last = recorded.sequence;
-    }
-    let expected = if last == 0 {
-        ledger::Expected::Empty
-    } else {
-        ledger::Expected::LastSequence(last)
-    };
-    Ok((queue, expected))
-}
-
-/// The command to queue again for command `id`: only one that failed or expired may be
-/// retried (a done one is done; a waiting one is still on its way).
-pub fn decide_retry(queue: &CommandQueue, id: u64) -> Result<DeviceCommand, crate::admin::Refusal> {
-    use crate::admin::Refusal;
-    let command = queue.commands.get(&id).ok_or(Refusal::UnknownCommand(id))?;
-    match command.state {
-        CommandState::Failed | CommandState::Expired => Ok(command.command.clone()),
-        ref state => Err(Refusal::NotRetryable {
-            id,
-            state: format!("{state:?}"),
-        }),
-    }
-}
-
-/// Queues `command` for the device with the next free id. Two writers racing for one id
-/// conflict on the device's command subject; the loser reads again and takes the next.
-pub async fn queue(
-    ledger: &ledger::Ledger,
-    tenant: &schemas::ids::TenantId,
-    sn: &DeviceSn,
-    command: DeviceCommand,
-    expires_at: Option<DateTime<Utc>>,
-    actor: schemas::Actor,
-    now: DateTime<Utc>,
-) -> Result<u64, ledger::LedgerError> {
-    let (id, _) = queue_recorded(ledger, tenant, sn, command, expires_at, actor, now).await?;
-    Ok(id)
-}
-
-/// [`queue`], answering the command's id and the stream sequence it was stored at.
-pub async fn queue_recorded(
-    ledger: &ledger::Ledger,
-    tenant: &schemas::ids::TenantId,
-    sn: &DeviceSn,
-    command: DeviceCommand,
-    expires_at: Option<DateTime<Utc>>,
-    actor: schemas::Actor,
-    now: DateTime<Utc>,
-) -> Result<(u64, u64), ledger::LedgerError> {
-    append_queued(ledger, tenant, sn, command, expires_at, None, actor, now).await
-}
-
-/// Queues failed or expired command `id` again, under a new id that names it.
-pub async fn retry(
-    ledger: &ledger::Ledger,
-    tenant: &schemas::ids::TenantId,
-    sn: &DeviceSn,
-    id: u64,
-    actor: schemas::Actor,
-    now: DateTime<Utc>,
-) -> Result<u64, crate::admin::AdminError> {
-    let (queue, _) = load(ledger, tenant, sn).await?;
-    let command = decide_retry(&queue, id)?;
-    Ok(
-        append_queued(ledger, tenant, sn, command, None, Some(id), actor, now)
-            .await?
-            .0,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn append_queued(
-    ledger: &ledger::Ledger,
-    tenant: &schemas::ids::TenantId,
-    sn: &DeviceSn,
-    command: DeviceCommand,
-    expires_at: Option<DateTime<Utc>>,
-    retry_of: Option<u64>,
-    actor: schemas::Actor,
-    now: DateTime<Utc>,
-) -> Result<(u64, u64), ledger::LedgerError> {
-    let mut attempts = 0;
-    loop {
-        let (queue, expected) = load(ledger, tenant, sn).await?;
-        let id = queue.next_id();
-        let event = schemas::events::DeviceCommandQueued {
-            sn: sn.clone(),
-            command_id: id,
-            command: command.clone(),
-            expires_at,
-            retry_of,
-        };
-        let envelope = schemas::Envelope::new(tenant.clone(), actor.clone(), event, now);
-        match ledger.append(&envelope, expected).await {
-            Ok(appended) => return Ok((id, appended.sequence)),
-            Err(ledger::LedgerError::Conflict { .. }) if attempts < 5 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::commands::devices::queue::decide_retry;
     use schemas::events::DeviceCommandQueued;
     use schemas::ids::BadgeNumber;
 

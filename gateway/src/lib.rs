@@ -31,6 +31,5 @@ pub mod mobile;
 pub mod operlog_ingest;
 pub mod protocol;
 pub mod registration;
-pub mod roster;
 pub mod simulator;
 pub mod view;

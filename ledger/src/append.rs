@@ -171,20 +171,35 @@ impl Ledger {
         envelopes: &[Envelope],
         expected: Expected,
     ) -> Result<Vec<Appended>, LedgerError> {
-        if envelopes.len() <= 1 {
-            let batch: Vec<_> = envelopes.iter().map(|e| (e, expected)).collect();
-            return self.append_expecting(&batch).await;
-        }
-        if envelopes.len() > MAX_ATOMIC {
-            return Err(LedgerError::Rejected(format!(
-                "{} events in one atomic append; at most {MAX_ATOMIC}",
-                envelopes.len()
-            )));
-        }
-        let prepared = envelopes
+        let batch: Vec<_> = envelopes
             .iter()
             .enumerate()
-            .map(|(i, e)| self.prepare(e, if i == 0 { expected } else { Expected::Any }))
+            .map(|(i, e)| (e, if i == 0 { expected } else { Expected::Any }))
+            .collect();
+        self.append_atomic_expecting(&batch).await
+    }
+
+    /// [`Ledger::append_atomic`] with an expectation on any event, not only the first:
+    /// JetStream checks each against the stream as the batch's earlier events leave it,
+    /// so one command can guard a kind (its first event) and, say, each device's
+    /// command queue it adds to (that queue's first event in the batch). A mismatch
+    /// anywhere stores nothing and is a `Conflict`.
+    pub async fn append_atomic_expecting(
+        &self,
+        batch: &[(&Envelope, Expected)],
+    ) -> Result<Vec<Appended>, LedgerError> {
+        if batch.len() <= 1 {
+            return self.append_expecting(batch).await;
+        }
+        if batch.len() > MAX_ATOMIC {
+            return Err(LedgerError::Rejected(format!(
+                "{} events in one atomic append; at most {MAX_ATOMIC}",
+                batch.len()
+            )));
+        }
+        let prepared = batch
+            .iter()
+            .map(|(e, expected)| self.prepare(e, *expected))
             .collect::<Result<Vec<_>, _>>()?;
         if prepared.iter().any(|p| p.stream != prepared[0].stream) {
             return Err(LedgerError::Rejected(

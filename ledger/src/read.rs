@@ -116,6 +116,46 @@ impl Ledger {
         Ok(Box::pin(messages.map(move |m| decode(&stream_name, m))))
     }
 
+    /// Every tenant of partition `partition` with at least one aggregate of `kind`, and
+    /// those aggregates' ids (unescaped), from the stream's subject counts: one API
+    /// request, no consumer, no event read. How a job that runs for every tenant (the
+    /// daily device scopes) finds them.
+    pub async fn aggregates_of_kind(
+        &self,
+        partition: u16,
+        kind: schemas::AggregateKind,
+    ) -> Result<Vec<(TenantId, String)>, LedgerError> {
+        let p = self.partitions();
+        let stream = self
+            .js
+            .get_stream_no_info(p.stream_name(partition))
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let mut subjects = stream
+            .info_with_subjects(p.partition_kind_filter(partition, kind))
+            .await
+            .map_err(LedgerError::unavailable)?;
+        let mut out = Vec::new();
+        while let Some(entry) = subjects.next().await {
+            let (subject, _count) = entry.map_err(LedgerError::unavailable)?;
+            // lc.ev.p<k>.<tenant>.<kind>.<id>
+            let mut tokens = subject.split('.').skip(3);
+            let (Some(tenant), Some(_kind), Some(id)) =
+                (tokens.next(), tokens.next(), tokens.next())
+            else {
+                continue;
+            };
+            let (Ok(tenant), Some(id)) =
+                (TenantId::parse(tenant), crate::subjects::unescape_token(id))
+            else {
+                continue;
+            };
+            out.push((tenant, id));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The stream sequence of an aggregate's last event (0 if it has none): the value to
     /// pass as [`crate::Expected::LastSequence`].
     pub async fn last_sequence(

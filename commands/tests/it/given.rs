@@ -582,7 +582,142 @@ fn cases() -> Vec<(&'static str, Vec<Sent>, Sent)> {
             ),
             ("periods", json!({"close": {"month": "2026-11"}})),
         ),
+        // Devices (SNs are global: `@T` becomes the case's tenant).
+        (
+            "device_scope",
+            gate(),
+            (
+                "devices",
+                json!({"scope": {"sn": "GATE-@T", "departments": ["prod"]}}),
+            ),
+        ),
+        (
+            "device_scope_of_an_unknown_department",
+            gate(),
+            (
+                "devices",
+                json!({"scope": {"sn": "GATE-@T", "departments": ["sales"]}}),
+            ),
+        ),
+        (
+            "device_scope_of_a_device_not_bound_here",
+            org(),
+            (
+                "devices",
+                json!({"scope": {"sn": "GATE-@T", "departments": ["prod"]}}),
+            ),
+        ),
+        (
+            "device_privilege",
+            scoped_gate(),
+            (
+                "devices",
+                json!({"privilege": {"sn": "GATE-@T", "person_id": "p1", "privilege": "Registrar"}}),
+            ),
+        ),
+        (
+            "device_privilege_out_of_scope",
+            gate(),
+            (
+                "devices",
+                json!({"privilege": {"sn": "GATE-@T", "person_id": "p1", "privilege": "Admin"}}),
+            ),
+        ),
+        (
+            "device_send",
+            gate(),
+            (
+                "devices",
+                json!({"send": {"sn": "GATE-@T", "command": {"QueryUsers": {"badge_number": null}}}}),
+            ),
+        ),
+        (
+            "device_retry_of_a_command_on_its_way",
+            with(
+                gate(),
+                &[(
+                    "devices",
+                    json!({"send": {"sn": "GATE-@T", "command": "Info"}}),
+                )],
+            ),
+            (
+                "devices",
+                json!({"retry": {"sn": "GATE-@T", "command_id": 1}}),
+            ),
+        ),
+        (
+            "device_reupload",
+            gate(),
+            (
+                "devices",
+                json!({"reupload": {"sn": "GATE-@T", "from": "2026-11-01", "to": "2026-11-02", "people": ["p2"]}}),
+            ),
+        ),
+        (
+            "device_reupload_backwards",
+            gate(),
+            (
+                "devices",
+                json!({"reupload": {"sn": "GATE-@T", "from": "2026-11-02", "to": "2026-11-01"}}),
+            ),
+        ),
+        (
+            "device_rename_to_nothing",
+            gate(),
+            (
+                "devices",
+                json!({"rename": {"sn": "GATE-@T", "name": "  "}}),
+            ),
+        ),
+        (
+            "device_unbind_of_a_device_never_bound",
+            org(),
+            ("devices", json!({"unbind": {"sn": "GATE-@T"}})),
+        ),
+        (
+            "person_hire_reaches_the_scoped_device",
+            scoped_gate(),
+            (
+                "people",
+                json!({"hire": {"person_id": "p3", "name": "Zhao Lei", "department_id": "prod", "badge": "1003", "hired_on": "2026-12-03"}}),
+            ),
+        ),
+        (
+            "person_leave_today_keeps_them_on_the_device",
+            scoped_gate(),
+            (
+                "people",
+                json!({"leave": {"person_id": "p2", "left_on": "2026-12-03"}}),
+            ),
+        ),
     ]
+}
+
+/// The organisation and a gate bound in Shanghai.
+fn gate() -> Vec<Sent> {
+    with(
+        org(),
+        &[(
+            "devices",
+            json!({"bind": {"sn": "GATE-@T", "name": "Gate", "zone": "Asia/Shanghai"}}),
+        )],
+    )
+}
+
+/// The gate holding department `prod`.
+fn scoped_gate() -> Vec<Sent> {
+    with(
+        gate(),
+        &[(
+            "devices",
+            json!({"scope": {"sn": "GATE-@T", "departments": ["prod"]}}),
+        )],
+    )
+}
+
+/// A command for `tenant`: `@T` in it becomes the tenant's id.
+fn for_tenant(command: &Value, tenant: &str) -> Value {
+    serde_json::from_str(&command.to_string().replace("@T", tenant)).unwrap()
 }
 
 async fn send(
@@ -591,6 +726,7 @@ async fn send(
     id: &str,
     (family, command): &Sent,
 ) -> Result<Value, Value> {
+    let command = for_tenant(command, tenant.as_str());
     let body = json!({"command_id": id, "actor": "hr-wang", "command": command});
     let subject = format!("lc.cmd.v1.{tenant}.{family}");
     match handle(
@@ -620,18 +756,19 @@ async fn events_of(w: &World, tenant: &TenantId) -> Vec<schemas::Envelope> {
 }
 
 /// What an answer says, to compare the handler's with the Python client's: the kinds
-/// stored, or the refusal's code and reason.
-fn gist(answer: &Result<Value, Value>) -> Value {
+/// stored, or the refusal's code and reason (the case's tenant in it as `@T`).
+fn gist(answer: &Result<Value, Value>, tenant: &str) -> Value {
     match answer {
         Ok(a) => json!({
             "outcome": a["outcome"],
             "kinds": a["events"].as_array().map(|e| e.iter().map(|e| e["kind"].clone()).collect::<Vec<_>>()),
+            "devices": a["devices"].as_array().map(|e| e.iter().map(|e| e["kind"].clone()).collect::<Vec<_>>()),
         }),
         // Where in the body a parse error is depends on how the client spaced its JSON.
         Err(e) => {
             let reason = e["reason"].as_str().unwrap_or("");
             let reason = reason.rfind(" at line ").map_or(reason, |i| &reason[..i]);
-            json!({"code": e["code"], "reason": reason})
+            json!({"code": e["code"], "reason": reason.replace(tenant, "@T")})
         }
     }
 }
@@ -655,7 +792,9 @@ async fn every_command_given_when_then() {
             } else {
                 format!("given-{i}")
             };
-            let line = json!({"tenant": format!("py{n}"), "family": family, "body": {"command_id": id, "actor": "hr-wang", "command": command}});
+            let tenant = format!("py{n}");
+            let command = for_tenant(command, &tenant);
+            let line = json!({"tenant": tenant, "family": family, "body": {"command_id": id, "actor": "hr-wang", "command": command}});
             batch.push_str(&line.to_string());
             batch.push('\n');
         }
@@ -667,18 +806,24 @@ async fn every_command_given_when_then() {
         }
         let before = events_of(w, &tenant).await;
         let answer = send(w, &tenant, "when", &when).await;
-        expected.push((name, given.len(), gist(&answer)));
+        expected.push((n, name, given.len(), gist(&answer, tenant.as_str())));
         let then = match answer {
             Ok(answer) => {
                 let stored: Vec<Value> = events_of(w, &tenant)
                     .await
                     .into_iter()
-                    .filter(|e| e.command_id.as_ref().is_some_and(|c| c.as_str() == "when"))
+                    // The command's own events and the device rounds that followed it.
+                    .filter(|e| {
+                        e.command_id.as_ref().is_some_and(|c| {
+                            c.as_str() == "when" || c.as_str().starts_with("when.sync")
+                        })
+                    })
                     .map(|e| serde_json::to_value(e).unwrap())
                     .collect();
+                let named = |key: &str| answer[key].as_array().map_or(0, Vec::len);
                 assert_eq!(
-                    answer["events"].as_array().map(Vec::len),
-                    Some(stored.len()),
+                    named("events") + named("devices"),
+                    stored.len(),
                     "{name}: the answer names what was stored"
                 );
                 assert!(!stored.is_empty(), "{name}: applied, and stored nothing");
@@ -728,7 +873,7 @@ async fn every_command_given_when_then() {
             None => Err(v["error"].clone()),
         }
     });
-    for (name, given, want) in expected {
+    for (n, name, given, want) in expected {
         for i in 0..given {
             let a = answers.next().expect("an answer a command");
             assert!(
@@ -736,7 +881,10 @@ async fn every_command_given_when_then() {
                 "{name}: given command {i} refused over NATS: {a:?}"
             );
         }
-        let got = gist(&answers.next().expect("an answer a command"));
+        let got = gist(
+            &answers.next().expect("an answer a command"),
+            &format!("py{n}"),
+        );
         assert_eq!(
             got, want,
             "{name}: the Python client was answered otherwise"

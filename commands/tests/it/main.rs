@@ -2,6 +2,7 @@
 //! temporary store, killed on drop).
 
 mod agreement;
+mod devices;
 mod given;
 mod organisation;
 mod periods;

@@ -64,7 +64,7 @@ fn params(uri: &Uri) -> Params {
 /// The `SN=` of a request, checked; else why not.
 fn request_sn(params: &Params) -> Result<DeviceSn, &'static str> {
     let sn = params.get("SN").ok_or("SN is required\n")?;
-    crate::admin::valid_sn(sn).map_err(|_| "invalid SN\n")
+    ::commands::devices::valid_sn(sn).map_err(|_| "invalid SN\n")
 }
 
 /// The zone's UTC offset now, in seconds.
@@ -841,8 +841,15 @@ pub async fn get_request(
                 .await?;
             if let Some(command) = update {
                 let gateway = Actor::System { component: "gateway".into() };
-                let (id, sequence) =
-                    commands::queue_recorded(ledger, &tenant, &sn, command, None, gateway, now).await?;
+                let act = ::commands::devices::DeviceAct::Send { sn: sn.clone(), command, expires_at: None };
+                let request = ::commands::Request::new(tenant.clone(), gateway, act);
+                let (id, stored) = ::commands::devices::execute_queueing(ledger, &request, now)
+                    .await
+                    .map_err(|e| match e {
+                        ::commands::CommandError::Ledger(e) => NotCurrent::Ledger(e),
+                        other => NotCurrent::Ledger(ledger::LedgerError::Rejected(other.to_string())),
+                    })?;
+                let sequence = stored.iter().map(|s| s.sequence).max().unwrap_or(0);
                 tracing::info!(%sn, command = id, offset_minutes = offset, "zone offset changed; telling the device");
                 let told = Status {
                     utc_offset_told_minutes: Some(offset),

@@ -137,15 +137,14 @@ async fn commands_round_trip_through_a_polling_device() {
         end: day2 + Duration::seconds(86_399),
         badge_numbers: vec![],
     };
-    gateway::commands::queue(&h.ledger, &acme(), &sn, query, None, actor(), Utc::now())
+    commands::devices::send(&h.ledger, &acme(), &sn, query, actor(), Utc::now())
         .await
         .unwrap();
-    gateway::commands::queue(
+    commands::devices::send(
         &h.ledger,
         &acme(),
         &sn,
         DeviceCommand::Info,
-        None,
         actor(),
         Utc::now(),
     )
@@ -163,7 +162,7 @@ async fn commands_round_trip_through_a_polling_device() {
     );
 
     // Unbinding wipes the device.
-    gateway::admin::unbind(&h.ledger, &acme(), &sn, actor(), Utc::now())
+    crate::unbind(&h.ledger, &acme(), &sn, actor(), Utc::now())
         .await
         .unwrap();
     h.settled(&acme()).await;
@@ -258,29 +257,27 @@ async fn an_expired_command_is_retried_under_a_new_id() {
     let sn = DeviceSn::from("SIMRETRY");
     let mut device = Firmware::new(Device::new(h.addr, "SIMRETRY"), 7);
     let past = Utc::now() - Duration::minutes(1);
-    let info = DeviceCommand::Info;
-    gateway::commands::queue(
-        &h.ledger,
-        &acme(),
-        &sn,
-        info,
-        Some(past),
-        actor(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    // Queued two minutes ago to expire a minute ago.
+    let act = commands::devices::DeviceAct::Send {
+        sn: sn.clone(),
+        command: DeviceCommand::Info,
+        expires_at: Some(past),
+    };
+    let request = commands::Request::new(acme(), actor(), act);
+    commands::devices::execute_queueing(&h.ledger, &request, past - Duration::minutes(1))
+        .await
+        .unwrap();
     h.settled(&acme()).await;
     assert!(device.poll().await.unwrap().commands.is_empty(), "expired");
-    let id = gateway::commands::retry(&h.ledger, &acme(), &sn, 1, actor(), Utc::now())
+    let id = commands::devices::retry(&h.ledger, &acme(), &sn, 1, actor(), Utc::now())
         .await
         .unwrap();
     assert_eq!(id, 2);
     h.settled(&acme()).await;
     assert_eq!(device.poll().await.unwrap().commands, ["C:2:INFO"]);
-    let again = gateway::commands::retry(&h.ledger, &acme(), &sn, 2, actor(), Utc::now()).await;
+    let again = commands::devices::retry(&h.ledger, &acme(), &sn, 2, actor(), Utc::now()).await;
     assert_eq!(
         again.unwrap_err().to_string(),
-        "command 2 cannot be retried: it is Done { return_code: 0 }"
+        "refused: command 2 cannot be retried: it is Done { return_code: 0 }"
     );
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use futures::TryStreamExt;
-use gateway::admin::{self, BindDevice};
 use gateway::http::Gateway;
 use ledger::{Ledger, LedgerConfig, NatsServer, ReadFrom, ServerOptions};
 use projections::raw::RawRecords;
@@ -91,20 +90,19 @@ pub async fn bind_in(
     records_from: Option<NaiveDate>,
     zone: &str,
 ) {
-    let cmd = BindDevice {
-        tenant: tenant.clone(),
+    let cmd = commands::devices::Bind {
         sn: DeviceSn::from(sn),
         name: format!("Device {sn}"),
         model: None,
         zone: ZoneName::parse(zone).unwrap(),
         records_from,
     };
-    admin::bind(
+    let actor = Actor::System {
+        component: "test".into(),
+    };
+    commands::devices::bind(
         ledger,
-        &cmd,
-        Actor::System {
-            component: "test".into(),
-        },
+        &commands::Request::new(tenant.clone(), actor, cmd),
         Utc::now(),
     )
     .await
@@ -323,12 +321,11 @@ async fn commands_are_served_from_events_by_any_gateway_and_their_results_record
         component: "test".into(),
     };
     let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    let info = gateway::commands::queue(
+    let info = commands::devices::send(
         &h.ledger,
         &acme(),
         &sn,
         schemas::events::DeviceCommand::Info,
-        None,
         actor(),
         Utc::now(),
     )
@@ -339,10 +336,9 @@ async fn commands_are_served_from_events_by_any_gateway_and_their_results_record
         end: day.and_hms_opt(23, 59, 59).unwrap(),
         badge_numbers: vec![],
     };
-    let query =
-        gateway::commands::queue(&h.ledger, &acme(), &sn, reupload, None, actor(), Utc::now())
-            .await
-            .unwrap();
+    let query = commands::devices::send(&h.ledger, &acme(), &sn, reupload, actor(), Utc::now())
+        .await
+        .unwrap();
     assert_eq!((info, query), (1, 2));
 
     // A second gateway instance on the same ledger serves the device: nothing is kept
@@ -405,7 +401,7 @@ async fn an_unbound_device_gets_its_clear_data_but_may_not_upload() {
     let h = harness(LedgerConfig::default()).await;
     bind(&h.ledger, &acme(), "CQZ4", since_2019()).await;
     let sn = DeviceSn::from("CQZ4");
-    admin::unbind(
+    crate::unbind(
         &h.ledger,
         &acme(),
         &sn,

@@ -18,3 +18,15 @@ use std::path::PathBuf;
 pub fn real_devices_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/real-devices")
 }
+
+/// Unbinds `sn` from `tenant` as an administrator would, under a fresh command id.
+pub async fn unbind(
+    ledger: &ledger::Ledger,
+    tenant: &schemas::ids::TenantId,
+    sn: &schemas::ids::DeviceSn,
+    actor: schemas::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<commands::Outcome, commands::CommandError> {
+    let request = commands::Request::new(tenant.clone(), actor, sn.clone());
+    commands::devices::unbind(ledger, &request, now).await
+}

@@ -286,7 +286,7 @@ async fn a_device_bound_again_starts_from_no_stamp() {
     device.punch("1", start, 0, 1);
     device.handshake().await.unwrap();
     device.sync().await.unwrap();
-    gateway::admin::unbind(
+    crate::unbind(
         &h.ledger,
         &acme(),
         &DeviceSn::from("SIMREBIND"),
@@ -445,12 +445,11 @@ async fn users_and_fingerprints_come_back_for_data_query_userinfo() {
     let mut device = Firmware::new(Device::new(h.addr, "SIMUSERS"), 6);
     device.users.insert("1001".into(), "Li Wei".into());
     device.users.insert("1002".into(), "Wang Fang".into());
-    gateway::commands::queue(
+    commands::devices::send(
         &h.ledger,
         &acme(),
         &sn,
         DeviceCommand::QueryUsers { badge_number: None },
-        None,
         actor(),
         Utc::now(),
     )
@@ -622,7 +621,7 @@ async fn a_262_person_roster_goes_out_in_replies_the_device_can_take() {
             card: None,
             disabled: false,
         };
-        gateway::commands::queue(&h.ledger, &acme(), &sn, command, None, actor(), Utc::now())
+        commands::devices::send(&h.ledger, &acme(), &sn, command, actor(), Utc::now())
             .await
             .unwrap();
     }
@@ -639,7 +638,7 @@ async fn a_262_person_roster_goes_out_in_replies_the_device_can_take() {
             disabled: false,
         },
     ] {
-        gateway::commands::queue(&h.ledger, &acme(), &sn, command, None, actor(), Utc::now())
+        commands::devices::send(&h.ledger, &acme(), &sn, command, actor(), Utc::now())
             .await
             .unwrap();
     }
@@ -673,7 +672,7 @@ async fn a_reboot_is_delivered_after_everything_else() {
         let ledger = h.ledger.clone();
         let sn = sn.clone();
         async move {
-            gateway::commands::queue(&ledger, &acme(), &sn, command, None, actor(), Utc::now())
+            commands::devices::send(&ledger, &acme(), &sn, command, actor(), Utc::now())
                 .await
                 .unwrap()
         }

@@ -90,7 +90,7 @@ async fn access_firmware_registers_gets_its_config_and_its_rtlog_punches_are_sto
 
     // Bound again (after an unbinding), it is issued a new code.
     let sn = DeviceSn::from("ACC0001");
-    gateway::admin::unbind(&h.ledger, &acme(), &sn, actor(), Utc::now())
+    crate::unbind(&h.ledger, &acme(), &sn, actor(), Utc::now())
         .await
         .unwrap();
     bind(&h.ledger, &acme(), "ACC0001", since()).await;
@@ -134,7 +134,7 @@ async fn commands_go_out_in_access_syntax_and_queries_come_back_through_querydat
         },
         DeviceCommand::QueryUsers { badge_number: None },
     ] {
-        gateway::commands::queue(&h.ledger, &acme(), &sn, command, None, actor(), Utc::now())
+        commands::devices::send(&h.ledger, &acme(), &sn, command, actor(), Utc::now())
             .await
             .unwrap();
     }

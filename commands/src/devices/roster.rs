@@ -1,29 +1,30 @@
 //! Device rosters: who should be on each device (its scope, 可用范围, over the tenant's
-//! current people with a badge number) against who the ledger says was sent there.
-//! [`reconcile`] is pure: the difference becomes `DATA UPDATE USERINFO` and
-//! `DATA DELETE USERINFO` commands, each recorded as `RosterMemberPushed` or
-//! `RosterMemberRemoved`. [`sync`] runs it after a scope is set and after every change
-//! to a person, so hiring, renaming, re-badging or removing someone reaches the devices.
-//! A device without a scope is not managed: its own enrolments stand.
+//! people with a badge number) against who the ledger says was sent there, on a given
+//! date in the device's zone. [`reconcile`] is pure: the difference becomes `DATA UPDATE
+//! USERINFO` and `DATA DELETE USERINFO` commands, each recorded as `RosterMemberPushed`,
+//! `RosterMemberDisabled` or `RosterMemberRemoved`. Dates matter: someone transferred
+//! from a later date stays where they are until that date, someone who leaves stays on
+//! the device through their last day; the daily scope job brings devices in line as
+//! those dates come. A device without a scope is not managed: its own enrolments stand.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
-use schemas::events::{
-    DeviceCommand, DevicePrivilege, DevicePrivilegeSet, DeviceScopeSet, LeavingScope,
-    RosterMemberDisabled, RosterMemberPushed, RosterMemberRemoved,
-};
-use schemas::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, TenantId};
-use schemas::{Actor, Envelope, Event};
+use chrono::NaiveDate;
+use schemas::events::{DevicePrivilege, DevicePrivilegeSet, DeviceScopeSet, LeavingScope};
+use schemas::ids::{BadgeNumber, DepartmentId, DeviceSn, PersonId, ZoneName};
+use schemas::{Envelope, Event};
+use serde::{Deserialize, Serialize};
 
-use crate::admin::{AdminError, Refusal};
-use commands::organisation::Organisation as Roster;
+use crate::Rejection;
+use crate::organisation::Organisation;
 
 /// What a device was sent, per person: the badge number, name and privilege it holds
 /// them under; and the privileges administrators gave (user unless said otherwise).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeviceRoster {
     pub bound: bool,
+    /// The zone it was bound in: whose midnight its daily scope job waits for.
+    pub zone: Option<ZoneName>,
     pub scope: Option<DeviceScopeSet>,
     pub members: BTreeMap<PersonId, (BadgeNumber, String, DevicePrivilege)>,
     pub privileges: BTreeMap<PersonId, DevicePrivilege>,
@@ -34,10 +35,13 @@ pub struct DeviceRoster {
 /// A tenant's people, departments and devices, as far as rosters are concerned.
 #[derive(Debug, Clone, Default)]
 pub struct Rosters {
-    pub people: Roster,
+    pub people: Organisation,
     /// Department → parent.
     pub departments: HashMap<DepartmentId, Option<DepartmentId>>,
     pub devices: BTreeMap<DeviceSn, DeviceRoster>,
+    /// Each person's departments by the date each took effect (the hire's, then every
+    /// transfer's), in the order recorded.
+    pub moves: HashMap<PersonId, Vec<(NaiveDate, DepartmentId)>>,
 }
 
 /// One step towards the scope.
@@ -63,9 +67,36 @@ pub enum Change {
 }
 
 impl Rosters {
+    /// Folds one event as recorded: a transfer takes effect on its `occurred_at` date.
+    pub fn apply_envelope(&mut self, envelope: &Envelope) {
+        self.apply_on(&envelope.event, Some(envelope.occurred_at.date_naive()));
+    }
+
+    /// Folds one event whose date is not known: a transfer takes effect from the
+    /// person's latest move on, as if recorded in order.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_on(event, None);
+    }
+
+    fn apply_on(&mut self, event: &Event, occurred: Option<NaiveDate>) {
         self.people.apply_event(event);
         match event {
+            Event::PersonHired(e) => {
+                self.moves.insert(
+                    e.person_id.clone(),
+                    vec![(e.hired_on, e.department_id.clone())],
+                );
+            }
+            Event::PersonUpdated(e) => {
+                if let Some(department) = &e.department_id {
+                    let moves = self.moves.entry(e.person_id.clone()).or_default();
+                    let from = occurred
+                        .unwrap_or_else(|| moves.last().map_or(NaiveDate::MIN, |(d, _)| *d));
+                    moves.push((from, department.clone()));
+                    // By date, a later record of the same date after an earlier one.
+                    moves.sort_by_key(|(from, _)| *from);
+                }
+            }
             Event::DepartmentDefined(e) => {
                 self.departments
                     .insert(e.department_id.clone(), e.parent.clone());
@@ -74,7 +105,11 @@ impl Rosters {
                 self.departments
                     .insert(e.department_id.clone(), e.parent.clone());
             }
-            Event::DeviceBound(e) => self.devices.entry(e.sn.clone()).or_default().bound = true,
+            Event::DeviceBound(e) => {
+                let device = self.devices.entry(e.sn.clone()).or_default();
+                device.bound = true;
+                device.zone = Some(e.zone.clone());
+            }
             Event::DeviceUnbound(e) => {
                 // Unbinding wipes the device (CLEAR DATA): it holds nobody any more.
                 let device = self.devices.entry(e.sn.clone()).or_default();
@@ -156,6 +191,32 @@ impl Rosters {
         scope.people.contains(person) || self.in_department(dept, &scope.departments, deep)
     }
 
+    /// The department `person` belongs to on `date`: the last that took effect by then
+    /// (before their first, the first).
+    pub fn department_on(&self, person: &PersonId, date: NaiveDate) -> Option<&DepartmentId> {
+        let moves = self.moves.get(person)?;
+        moves
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= date)
+            .or_else(|| moves.first())
+            .map(|(_, d)| d)
+    }
+
+    /// Whether `person` belongs on a device of `scope` on `date`: not left by then (a
+    /// leaver stays through their last day), and admitted by the department they are in
+    /// on that date. Future hires are admitted, so they can enrol before their first day.
+    pub fn on_roster(&self, scope: &DeviceScopeSet, person: &PersonId, date: NaiveDate) -> bool {
+        let Some(p) = self.people.people.get(person) else {
+            return false;
+        };
+        if p.left_on.is_some_and(|last| date > last) {
+            return false;
+        }
+        let department = self.department_on(person, date).unwrap_or(&p.department);
+        self.admits(scope, person, department)
+    }
+
     /// Whether a department is known: defined, or someone belongs to it.
     pub fn knows_department(&self, dept: &DepartmentId) -> bool {
         self.departments.contains_key(dept)
@@ -163,10 +224,11 @@ impl Rosters {
     }
 }
 
-/// What must be sent to `sn` for its roster to match its scope: removals first (a
-/// re-badged person's old number goes before the new one arrives), then pushes, each
-/// in person order. Nothing for an unbound or unscoped device.
-pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
+/// What must be sent to `sn` for its roster to match its scope on `date` (the device's
+/// local date): removals first (a re-badged person's old number goes before the new one
+/// arrives), then pushes, each in person order. Nothing for an unbound or unscoped
+/// device.
+pub fn reconcile(rosters: &Rosters, sn: &DeviceSn, date: NaiveDate) -> Vec<Change> {
     let Some(device) = rosters.devices.get(sn) else {
         return Vec::new();
     };
@@ -184,7 +246,7 @@ pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
         .people
         .people
         .iter()
-        .filter(|(id, p)| p.left_on.is_none() && rosters.admits(scope, id, &p.department))
+        .filter(|(id, _)| rosters.on_roster(scope, id, date))
         .filter_map(|(id, p)| Some((id, (p.badge.as_ref()?, p.name.as_str(), privilege(id)))))
         .collect();
     let mut removals = Vec::new();
@@ -237,16 +299,27 @@ pub fn reconcile(rosters: &Rosters, sn: &DeviceSn) -> Vec<Change> {
 }
 
 /// What an administrator asks for a device's scope.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Scope {
+    #[serde(default)]
     pub people: Vec<PersonId>,
+    #[serde(default)]
     pub departments: Vec<DepartmentId>,
+    #[serde(default)]
     pub include_sub_departments: bool,
+    #[serde(default)]
     pub excluded_people: Vec<PersonId>,
+    #[serde(default)]
     pub excluded_departments: Vec<DepartmentId>,
     /// What becomes of people who leave it (or the company): deleted from the device,
     /// or kept there disabled.
+    #[serde(default)]
     pub on_leaving_scope: LeavingScope,
+}
+
+pub(crate) fn not_bound(sn: &DeviceSn) -> Rejection {
+    Rejection::Unknown(format!("device {sn} is not bound to this tenant"))
 }
 
 /// Checks a scope against the tenant: the device is bound here, every named person and
@@ -255,9 +328,9 @@ pub fn decide_scope(
     rosters: &Rosters,
     sn: &DeviceSn,
     scope: &Scope,
-) -> Result<DeviceScopeSet, AdminError> {
+) -> Result<DeviceScopeSet, Rejection> {
     if !rosters.devices.get(sn).is_some_and(|d| d.bound) {
-        return Err(Refusal::NotBound(sn.clone()).into());
+        return Err(not_bound(sn));
     }
     let unknown_person = scope
         .people
@@ -265,7 +338,9 @@ pub fn decide_scope(
         .chain(&scope.excluded_people)
         .find(|p| !rosters.people.people.contains_key(*p));
     if let Some(person) = unknown_person {
-        return Err(Refusal::UnknownPerson(person.clone()).into());
+        return Err(Rejection::Unknown(format!(
+            "person {person} does not exist"
+        )));
     }
     let unknown_department = scope
         .departments
@@ -273,7 +348,9 @@ pub fn decide_scope(
         .chain(&scope.excluded_departments)
         .find(|d| !rosters.knows_department(d));
     if let Some(dept) = unknown_department {
-        return Err(Refusal::UnknownDepartment(dept.clone()).into());
+        return Err(Rejection::Unknown(format!(
+            "department {dept} does not exist"
+        )));
     }
     Ok(DeviceScopeSet {
         sn: sn.clone(),
@@ -287,32 +364,33 @@ pub fn decide_scope(
 }
 
 /// Checks a privilege for a person on a device: the device is bound here and has a
-/// scope, and the person is someone its scope admits (a privilege is for the roster the
-/// ledger manages; a device's own enrolments are its own).
+/// scope, and the person is someone its scope admits on `date` (a privilege is for the
+/// roster the ledger manages; a device's own enrolments are its own).
 pub fn decide_privilege(
     rosters: &Rosters,
     sn: &DeviceSn,
     person: &PersonId,
     privilege: DevicePrivilege,
-) -> Result<DevicePrivilegeSet, AdminError> {
+    date: NaiveDate,
+) -> Result<DevicePrivilegeSet, Rejection> {
     let device = rosters
         .devices
         .get(sn)
         .filter(|d| d.bound)
-        .ok_or_else(|| Refusal::NotBound(sn.clone()))?;
-    let Some(p) = rosters.people.people.get(person) else {
-        return Err(Refusal::UnknownPerson(person.clone()).into());
-    };
+        .ok_or_else(|| not_bound(sn))?;
+    if !rosters.people.people.contains_key(person) {
+        return Err(Rejection::Unknown(format!(
+            "person {person} does not exist"
+        )));
+    }
     let admitted = device
         .scope
         .as_ref()
-        .is_some_and(|scope| p.left_on.is_none() && rosters.admits(scope, person, &p.department));
+        .is_some_and(|scope| rosters.on_roster(scope, person, date));
     if !admitted {
-        return Err(Refusal::OutOfScope {
-            person: person.clone(),
-            sn: sn.clone(),
-        }
-        .into());
+        return Err(Rejection::Invalid(format!(
+            "person {person} is not in the scope of device {sn}: set the device's scope to include them first"
+        )));
     }
     Ok(DevicePrivilegeSet {
         sn: sn.clone(),
@@ -321,154 +399,13 @@ pub fn decide_privilege(
     })
 }
 
-/// Gives a person a privilege on a device (user, registrar, admin), then sends it.
-pub async fn set_privilege(
-    ledger: &ledger::Ledger,
-    tenant: &TenantId,
-    sn: &DeviceSn,
-    person: &PersonId,
-    privilege: DevicePrivilege,
-    actor: Actor,
-    now: DateTime<Utc>,
-) -> Result<Vec<Change>, AdminError> {
-    let rosters = load(ledger, tenant).await?;
-    let set = decide_privilege(&rosters, sn, person, privilege)?;
-    record_then_sync(ledger, tenant, sn, set.into(), actor, now).await
-}
-
-/// The tenant's rosters as the ledger has them.
-pub async fn load(ledger: &ledger::Ledger, tenant: &TenantId) -> Result<Rosters, AdminError> {
-    use futures::StreamExt;
-    use schemas::AggregateKind;
-    let p = ledger.partitions();
-    let filters = [
-        AggregateKind::Department,
-        AggregateKind::Person,
-        AggregateKind::Device,
-    ]
-    .map(|kind| p.kind_filter(tenant, kind));
-    let mut events = ledger
-        .read(tenant, ledger::ReadFrom::any_of(filters.into()))
-        .await?;
-    let mut rosters = Rosters::default();
-    while let Some(recorded) = events.next().await {
-        rosters.apply(&recorded?.envelope.event);
-    }
-    Ok(rosters)
-}
-
-/// Sets a device's scope, then sends it what the scope changes.
-pub async fn set_scope(
-    ledger: &ledger::Ledger,
-    tenant: &TenantId,
-    sn: &DeviceSn,
-    scope: &Scope,
-    actor: Actor,
-    now: DateTime<Utc>,
-) -> Result<Vec<Change>, AdminError> {
-    let rosters = load(ledger, tenant).await?;
-    let set = decide_scope(&rosters, sn, scope)?;
-    record_then_sync(ledger, tenant, sn, set.into(), actor, now).await
-}
-
-/// Records a device's decided event, then sends the tenant's devices what it changes:
-/// what `sn` was sent.
-async fn record_then_sync(
-    ledger: &ledger::Ledger,
-    tenant: &TenantId,
-    sn: &DeviceSn,
-    event: Event,
-    actor: Actor,
-    now: DateTime<Utc>,
-) -> Result<Vec<Change>, AdminError> {
-    let envelope = Envelope::new(tenant.clone(), actor.clone(), event, now);
-    ledger.append(&envelope, ledger::Expected::Any).await?;
-    let mut changes = sync(ledger, tenant, actor, now).await?;
-    changes.retain(|(device, _)| device == sn);
-    Ok(changes.into_iter().map(|(_, c)| c).collect())
-}
-
-/// Brings every scoped device of the tenant in line with its scope: each change is
-/// queued as a device command, then recorded on the device's roster. A failure part-way
-/// leaves the rest for the next sync (an update of a user already on the device is
-/// harmless to the device).
-pub async fn sync(
-    ledger: &ledger::Ledger,
-    tenant: &TenantId,
-    actor: Actor,
-    now: DateTime<Utc>,
-) -> Result<Vec<(DeviceSn, Change)>, AdminError> {
-    let rosters = load(ledger, tenant).await?;
-    let user = |badge: &BadgeNumber, name: &str, privilege: DevicePrivilege, disabled| {
-        DeviceCommand::UpdateUser {
-            badge_number: badge.clone(),
-            name: name.to_owned(),
-            privilege,
-            card: None,
-            disabled,
-        }
-    };
-    let mut done = Vec::new();
-    for sn in rosters.devices.keys() {
-        for change in reconcile(&rosters, sn) {
-            let (command, recorded): (DeviceCommand, Event) = match &change {
-                Change::Push {
-                    person,
-                    badge,
-                    name,
-                    privilege,
-                } => (
-                    user(badge, name, *privilege, false),
-                    RosterMemberPushed {
-                        sn: sn.clone(),
-                        person_id: person.clone(),
-                        badge_number: badge.clone(),
-                        name: name.clone(),
-                        privilege: *privilege,
-                    }
-                    .into(),
-                ),
-                Change::Disable {
-                    person,
-                    badge,
-                    name,
-                    privilege,
-                } => (
-                    user(badge, name, *privilege, true),
-                    RosterMemberDisabled {
-                        sn: sn.clone(),
-                        person_id: person.clone(),
-                        badge_number: badge.clone(),
-                    }
-                    .into(),
-                ),
-                Change::Remove { person, badge } => (
-                    DeviceCommand::DeleteUser {
-                        badge_number: badge.clone(),
-                    },
-                    RosterMemberRemoved {
-                        sn: sn.clone(),
-                        person_id: Some(person.clone()),
-                        badge_number: badge.clone(),
-                    }
-                    .into(),
-                ),
-            };
-            crate::commands::queue(ledger, tenant, sn, command, None, actor.clone(), now).await?;
-            let envelope = Envelope::new(tenant.clone(), actor.clone(), recorded, now);
-            ledger.append(&envelope, ledger::Expected::Any).await?;
-            done.push((sn.clone(), change));
-        }
-    }
-    Ok(done)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::NaiveDate;
     use schemas::events::{
-        BadgeNumberAssigned, DepartmentDefined, DeviceBound, PersonHired, PersonLeft, PersonUpdated,
+        BadgeNumberAssigned, DepartmentDefined, DeviceBound, PersonHired, PersonLeft,
+        PersonUpdated, RosterMemberDisabled, RosterMemberPushed, RosterMemberRemoved,
     };
 
     fn hired(id: &str, dept: &str, badge: Option<&str>) -> Event {
@@ -490,6 +427,10 @@ mod tests {
             parent: parent.map(DepartmentId::from),
         }
         .into()
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()
     }
 
     fn sn() -> DeviceSn {
@@ -528,7 +469,7 @@ mod tests {
 
     /// Applies what reconcile asks for, as `sync` records it.
     fn settle(r: &mut Rosters) -> Vec<Change> {
-        let changes = reconcile(r, &sn());
+        let changes = reconcile(r, &sn(), today());
         for c in &changes {
             let e: Event = match c {
                 Change::Push {
@@ -735,7 +676,13 @@ mod tests {
             },
         );
         settle(&mut r);
-        let out = decide_privilege(&r, &sn(), &PersonId::from("p-3"), DevicePrivilege::Admin);
+        let out = decide_privilege(
+            &r,
+            &sn(),
+            &PersonId::from("p-3"),
+            DevicePrivilege::Admin,
+            today(),
+        );
         assert_eq!(
             out.unwrap_err().to_string(),
             "person p-3 is not in the scope of device CQZ1: set the device's scope to include them first"
@@ -745,6 +692,7 @@ mod tests {
             &sn(),
             &PersonId::from("p-1"),
             DevicePrivilege::Registrar,
+            today(),
         )
         .unwrap();
         r.apply(&set.into());
@@ -778,7 +726,13 @@ mod tests {
             ),
             "{renamed:?}"
         );
-        let back = decide_privilege(&r, &sn(), &PersonId::from("p-1"), DevicePrivilege::User);
+        let back = decide_privilege(
+            &r,
+            &sn(),
+            &PersonId::from("p-1"),
+            DevicePrivilege::User,
+            today(),
+        );
         r.apply(&back.unwrap().into());
         assert!(matches!(
             &settle(&mut r)[..],
@@ -811,6 +765,84 @@ mod tests {
         assert_eq!(
             unbound.unwrap_err().to_string(),
             "device OTHER is not bound to this tenant"
+        );
+    }
+
+    #[test]
+    fn a_dated_transfer_counts_from_its_date_and_a_leaver_through_their_last_day() {
+        let mut r = scope(
+            &world(),
+            Scope {
+                departments: vec![DepartmentId::from("d-ops")],
+                ..Scope::default()
+            },
+        );
+        settle(&mut r);
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 6, d).unwrap();
+        let at = |d: u32| day(d).and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let envelope = |e: Event, d: u32| {
+            let mut e = Envelope::new(
+                schemas::ids::TenantId::parse("acme").unwrap(),
+                schemas::Actor::System {
+                    component: "test".into(),
+                },
+                e,
+                at(1),
+            );
+            e.occurred_at = at(d);
+            e
+        };
+        // Recorded on 1 June: p-1 moves to the office from 10 June; p-1 then moves
+        // back from 20 June (recorded later, dated later).
+        r.apply_envelope(&envelope(
+            PersonUpdated {
+                person_id: PersonId::from("p-1"),
+                name: None,
+                department_id: Some(DepartmentId::from("d-office")),
+                title: None,
+            }
+            .into(),
+            10,
+        ));
+        r.apply_envelope(&envelope(
+            PersonLeft {
+                person_id: PersonId::from("p-4"),
+                left_on: day(15),
+                reason: None,
+            }
+            .into(),
+            15,
+        ));
+        assert!(
+            reconcile(&r, &sn(), day(9)).is_empty(),
+            "before the date nothing moves"
+        );
+        assert_eq!(
+            reconcile(&r, &sn(), day(10)),
+            vec![Change::Remove {
+                person: PersonId::from("p-1"),
+                badge: BadgeNumber::from("1"),
+            }]
+        );
+        assert_eq!(
+            r.department_on(&PersonId::from("p-1"), day(1)),
+            Some(&DepartmentId::from("d-ops"))
+        );
+        r.apply_envelope(&envelope(
+            PersonUpdated {
+                person_id: PersonId::from("p-1"),
+                name: None,
+                department_id: Some(DepartmentId::from("d-ops")),
+                title: None,
+            }
+            .into(),
+            20,
+        ));
+        assert!(reconcile(&r, &sn(), day(9)).is_empty());
+        assert_eq!(reconcile(&r, &sn(), day(12)).len(), 1);
+        assert!(
+            reconcile(&r, &sn(), day(21)).is_empty(),
+            "back from the 20th"
         );
     }
 }
